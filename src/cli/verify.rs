@@ -1,0 +1,142 @@
+//! `sqa-bench verify`: every kernel of a backend against the fp64 reference — full
+//! outputs on small shapes, sampled rows at long lengths. Exit status 1 on any failure.
+
+use std::process::ExitCode;
+
+use clap::Args;
+
+use sqa_bench::backend::{self, Choice};
+use sqa_bench::plan::{length_label, parse_lengths, BatchRule, PlanSpec};
+use sqa_bench::problem::{Dtype, Pattern, Scope};
+use sqa_bench::report::align;
+use sqa_bench::variant;
+use sqa_bench::verify::{run_check, sample_rows};
+
+/// Small lengths checked in full: one row, odd sizes, a non-multiple of every tile.
+const SMALL_LENGTHS: &[usize] = &[1, 7, 129, 1000];
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    #[arg(long, value_enum, default_value_t = Choice::Auto)]
+    pub backend: Choice,
+    /// Variants to check (keys or `all`).
+    #[arg(long, default_value = "all")]
+    pub variants: String,
+    /// Head dimensions to check.
+    #[arg(long, default_value = "16,32,64,128", value_delimiter = ',')]
+    pub d_head: Vec<usize>,
+    /// Long lengths checked on sampled rows (default: 4k on the CPU, 32k,131k on a GPU).
+    #[arg(long)]
+    pub seqlen: Option<String>,
+    #[arg(long, value_enum, default_value_t = Dtype::Bf16)]
+    pub dtype: Dtype,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+}
+
+pub fn run(a: VerifyArgs) -> anyhow::Result<ExitCode> {
+    let variants = variant::parse_list(&a.variants)?;
+    if a.d_head.is_empty() || a.d_head.contains(&0) {
+        anyhow::bail!("--d-head needs positive head dimensions");
+    }
+    let selected = backend::select(a.backend)?;
+    let backend = selected.backend.as_ref();
+    if let Some(note) = &selected.note {
+        eprintln!("note: {note}");
+    }
+    let long = match (&a.seqlen, backend.name()) {
+        (Some(list), _) => parse_lengths(list)?,
+        (None, "cpu") => vec![4096],
+        (None, _) => vec![32768, 131072],
+    };
+
+    let mut lines = vec![vec![
+        "kernel",
+        "variant",
+        "pattern",
+        "d_head",
+        "N",
+        "rows",
+        "max abs err",
+        "max rel err",
+        "result",
+    ]
+    .into_iter()
+    .map(String::from)
+    .collect::<Vec<_>>()];
+    let mut failures = 0;
+    for &d_head in &a.d_head {
+        for mask in [Pattern::Full, Pattern::Causal] {
+            let spec = |lens: &[usize], batch| PlanSpec {
+                variants: variants.clone(),
+                custom: None,
+                seq_lens: lens.to_vec(),
+                batch: BatchRule::Fixed(batch),
+                d_model: d_head * 16,
+                heads: 16,
+                mask,
+                window: 48,
+                custom_window: false,
+                dtype: a.dtype,
+                scope: Scope::Kernel,
+            };
+            let small = spec(SMALL_LENGTHS, 2).build()?;
+            let big = spec(&long, 1).build()?;
+            for (p, full) in small
+                .iter()
+                .map(|p| (p, true))
+                .chain(big.iter().map(|p| (p, false)))
+            {
+                // Window variants ignore the mask: check them once.
+                if mask == Pattern::Full && matches!(p.shape.pattern, Pattern::Window(_)) {
+                    continue;
+                }
+                let rows =
+                    (!full).then(|| sample_rows(p.shape.seq_len, p.shape.pattern, 8, a.seed));
+                let (abs, rel, result) = match run_check(backend, p, a.seed, rows.as_deref()) {
+                    Ok(c) if c.passed() => (
+                        format!("{:.2e}", c.max_abs),
+                        format!("{:.2e}", c.max_rel),
+                        "pass".to_string(),
+                    ),
+                    Ok(c) => {
+                        failures += 1;
+                        let first = c
+                            .first_failure
+                            .map(|(i, g, w)| format!(" (first at {i}: {g} vs {w})"))
+                            .unwrap_or_default();
+                        (
+                            format!("{:.2e}", c.max_abs),
+                            format!("{:.2e}", c.max_rel),
+                            format!("FAIL {}/{}{first}", c.failures, c.count),
+                        )
+                    }
+                    Err(e) => {
+                        failures += 1;
+                        ("—".into(), "—".into(), format!("ERROR {e}"))
+                    }
+                };
+                lines.push(vec![
+                    backend.kernel(p),
+                    variant::display_name(&p.variant),
+                    p.shape.pattern.to_string(),
+                    d_head.to_string(),
+                    length_label(p.shape.seq_len),
+                    rows.as_ref()
+                        .map_or("all".to_string(), |r| r.len().to_string()),
+                    abs,
+                    rel,
+                    result,
+                ]);
+            }
+        }
+    }
+    print!("{}", align(&lines));
+    let total = lines.len() - 1;
+    if failures > 0 {
+        println!("{failures} of {total} checks failed");
+        return Ok(ExitCode::from(1));
+    }
+    println!("all {total} checks passed against the fp64 reference");
+    Ok(ExitCode::SUCCESS)
+}
