@@ -169,7 +169,9 @@ pub fn parse_length(s: &str) -> Result<usize> {
 /// Parses a comma-separated list of lengths (`1k,4k,32k,131k`).
 pub fn parse_lengths(list: &str) -> Result<Vec<usize>> {
     if list.trim().is_empty() {
-        return Err(Error::invalid("empty --seqlen list"));
+        return Err(Error::invalid(
+            "empty --seqlen list: give sequence lengths such as 1k,4k",
+        ));
     }
     list.split(',').map(parse_length).collect()
 }
