@@ -11,6 +11,8 @@ pub struct Inputs {
     pub q: Vec<f32>,
     pub k: Vec<f32>,
     pub v: Vec<f32>,
+    /// The seed the inputs were drawn with (layer and model scopes draw their weights from it).
+    pub seed: u64,
 }
 
 /// Uniform on ±[0.05, sqrt(3)] with a random sign (variance close to 1, never zero),
@@ -35,6 +37,7 @@ impl Inputs {
             q: fill(shape.q_len(), dtype, &mut rng),
             k: fill(shape.kv_len(), dtype, &mut rng),
             v: fill(shape.kv_len(), dtype, &mut rng),
+            seed,
         }
     }
 }

@@ -11,6 +11,7 @@ pub mod cost;
 pub mod error;
 pub mod inputs;
 pub mod measure;
+pub mod model;
 pub mod plan;
 pub mod problem;
 pub mod reference;

@@ -166,24 +166,54 @@ impl fmt::Display for Dtype {
 }
 
 /// What one timed step covers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Scope {
     /// The attention kernel alone.
     Kernel,
-    /// One attention layer: projections, RoPE, attention, output projection.
+    /// One attention layer: Q/K/V projections, RoPE, attention, output projection.
     Layer,
-    /// The published dense decoder, forward step.
-    Model,
+    /// The published dense decoder, one forward step (see [`ModelDims`]).
+    Model(ModelDims),
 }
 
 impl Scope {
+    /// `kernel`, `layer` or `model` (the CSV `scope` column).
     pub fn name(self) -> &'static str {
         match self {
             Scope::Kernel => "kernel",
             Scope::Layer => "layer",
-            Scope::Model => "model",
+            Scope::Model(_) => "model",
         }
+    }
+}
+
+/// The sizes of the dense decoder that `Scope::Model` times, beyond d_model and heads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ModelDims {
+    /// Decoder layers.
+    pub layers: usize,
+    /// Hidden width of the SwiGLU feed-forward.
+    pub d_ff: usize,
+    /// Vocabulary (embedding rows and LM-head columns).
+    pub vocab: usize,
+}
+
+impl ModelDims {
+    /// The published model (SQA paper): 8 layers, SwiGLU 768, vocabulary 10,000.
+    pub const PAPER: ModelDims = ModelDims {
+        layers: 8,
+        d_ff: 768,
+        vocab: 10_000,
+    };
+
+    pub fn validate(&self) -> Result<()> {
+        if self.layers == 0 || self.d_ff == 0 || self.vocab == 0 {
+            return Err(Error::invalid(format!(
+                "--layers, --d-ff and --vocab must be at least 1 (got {}, {}, {})",
+                self.layers, self.d_ff, self.vocab
+            )));
+        }
+        Ok(())
     }
 }
 
@@ -256,6 +286,9 @@ impl Problem {
                 "d_model = {} is not divisible by H = {h} heads",
                 self.d_model
             )));
+        }
+        if let Scope::Model(dims) = self.scope {
+            dims.validate()?;
         }
         if self.d_model / h != self.shape.d_head {
             return Err(Error::invalid(format!(

@@ -73,6 +73,10 @@ pub struct Row {
     pub status: String,
     /// The error message of a failed row.
     pub error: String,
+    /// Share of `flops` that is attention (1 at kernel scope).
+    pub attn_flops_share: Option<f64>,
+    /// Share of the measured step time spent in attention, where the backend times it.
+    pub attn_time_share: Option<f64>,
 }
 
 impl Row {

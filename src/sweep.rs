@@ -5,11 +5,11 @@
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::backend::Backend;
-use crate::cost;
 use crate::error::{Error, Result};
 use crate::inputs::{problem_seed, Inputs};
 use crate::measure::{measure, MeasureConfig};
-use crate::problem::Problem;
+use crate::model::cost::problem_cost;
+use crate::problem::{Problem, Scope};
 use crate::results::{CsvSink, Row};
 use crate::verify::{self, Tolerance};
 
@@ -19,7 +19,7 @@ const VERIFY_RANDOM_ROWS: usize = 3;
 /// A row describing `problem` on `backend`, with cost filled in and no measurement yet.
 pub fn base_row(backend: &dyn Backend, device: &str, p: &Problem) -> Row {
     let s = &p.shape;
-    let c = cost::attention(s, p.dtype);
+    let c = problem_cost(p);
     Row {
         backend: backend.name().to_string(),
         device: device.to_string(),
@@ -52,6 +52,8 @@ pub fn base_row(backend: &dyn Backend, device: &str, p: &Problem) -> Row {
         max_abs_err: None,
         status: "ok".to_string(),
         error: String::new(),
+        attn_flops_share: Some(c.attn_flops / c.flops),
+        attn_time_share: None,
     }
 }
 
@@ -77,7 +79,11 @@ pub fn measure_problem(
     row.tflops_per_s = Some(row.flops / stats.median_s / 1e12);
     row.gb_per_s = Some(row.bytes / stats.median_s / 1e9);
     row.peak_mem_bytes = prepared.peak_mem_bytes();
-    if check {
+    row.attn_time_share = prepared
+        .attention_seconds()
+        .map(|a| a / stats.median_s.max(f64::MIN_POSITIVE));
+    // Layer and model outputs are checked by `verify --scope`, not per row.
+    if check && p.scope == Scope::Kernel {
         let out = prepared.output()?;
         let rows = verify::sample_rows(p.shape.seq_len, p.shape.pattern, VERIFY_RANDOM_ROWS, seed);
         let tol = Tolerance::for_output(backend.output_dtype(p));

@@ -58,6 +58,8 @@ pub struct VariantSpec {
     pub kv: HeadRule,
     /// `true` for the sliding-window variants: their pattern is `window(w)` whatever `--mask` says.
     pub windowed: bool,
+    /// `true` for the variants of the SQA paper's timing table (run by `--preset paper`).
+    pub in_paper: bool,
     /// Fixed chart colour (RGB), the same in every chart.
     pub color: (u8, u8, u8),
     /// One line for `sqa-bench list`.
@@ -72,18 +74,18 @@ pub const DEFAULT_WINDOW: u32 = 128;
 /// Every named variant. Order is the display order of tables and legends.
 #[rustfmt::skip]
 pub const VARIANTS: &[VariantSpec] = &[
-    VariantSpec { name: "MHA", key: "mha", q: Frac(1, 1), kv: Frac(1, 1), windowed: false, color: (31, 119, 180), about: "multi-head attention: every head has its own query, key and value" },
-    VariantSpec { name: "GQA", key: "gqa", q: Frac(1, 1), kv: Frac(1, 4), windowed: false, color: (255, 127, 14), about: "grouped-query attention: H/4 key/value heads shared by groups of 4 query heads" },
-    VariantSpec { name: "MQA", key: "mqa", q: Frac(1, 1), kv: One, windowed: false, color: (214, 39, 40), about: "multi-query attention: one key/value head for all query heads" },
-    VariantSpec { name: "SQA", key: "sqa", q: Frac(1, 2), kv: Frac(1, 4), windowed: false, color: (44, 160, 44), about: "sparse query attention: half the query heads, H/4 key/value heads" },
-    VariantSpec { name: "sSQA", key: "ssqa", q: Frac(1, 2), kv: Frac(1, 2), windowed: false, color: (23, 190, 207), about: "symmetric SQA: half the query and half the key/value heads" },
-    VariantSpec { name: "xSQA", key: "xsqa", q: Frac(1, 4), kv: Frac(1, 4), windowed: false, color: (148, 103, 189), about: "extreme SQA: a quarter of the query and key/value heads" },
-    VariantSpec { name: "xSMQA", key: "xsmqa", q: Frac(1, 4), kv: One, windowed: false, color: (140, 86, 75), about: "extreme SQA with a single key/value head" },
-    VariantSpec { name: "lSQA", key: "lsqa", q: Frac(3, 4), kv: Frac(3, 4), windowed: false, color: (227, 119, 194), about: "light SQA: three quarters of the query and key/value heads" },
-    VariantSpec { name: "rSQA", key: "rsqa", q: Frac(1, 4), kv: Frac(1, 2), windowed: false, color: (188, 189, 34), about: "reverse SQA: fewer query than key/value heads; queries are tiled over H/2 heads" },
-    VariantSpec { name: "SWA", key: "swa", q: Frac(1, 1), kv: Frac(1, 4), windowed: true, color: (127, 127, 127), about: "sliding-window baseline: GQA heads, causal window (block-sparse, flex-style)" },
-    VariantSpec { name: "SW-SQA", key: "sw-sqa", q: Frac(1, 2), kv: Frac(1, 4), windowed: true, color: (0, 109, 44), about: "SQA heads with the sliding window" },
-    VariantSpec { name: "SW-xSQA", key: "sw-xsqa", q: Frac(1, 4), kv: Frac(1, 4), windowed: true, color: (84, 39, 143), about: "xSQA heads with the sliding window" },
+    VariantSpec { name: "MHA", key: "mha", q: Frac(1, 1), kv: Frac(1, 1), windowed: false, in_paper: true, color: (31, 119, 180), about: "multi-head attention: every head has its own query, key and value" },
+    VariantSpec { name: "GQA", key: "gqa", q: Frac(1, 1), kv: Frac(1, 4), windowed: false, in_paper: true, color: (255, 127, 14), about: "grouped-query attention: H/4 key/value heads shared by groups of 4 query heads" },
+    VariantSpec { name: "MQA", key: "mqa", q: Frac(1, 1), kv: One, windowed: false, in_paper: true, color: (214, 39, 40), about: "multi-query attention: one key/value head for all query heads" },
+    VariantSpec { name: "SQA", key: "sqa", q: Frac(1, 2), kv: Frac(1, 4), windowed: false, in_paper: true, color: (44, 160, 44), about: "sparse query attention: half the query heads, H/4 key/value heads" },
+    VariantSpec { name: "sSQA", key: "ssqa", q: Frac(1, 2), kv: Frac(1, 2), windowed: false, in_paper: true, color: (23, 190, 207), about: "symmetric SQA: half the query and half the key/value heads" },
+    VariantSpec { name: "xSQA", key: "xsqa", q: Frac(1, 4), kv: Frac(1, 4), windowed: false, in_paper: true, color: (148, 103, 189), about: "extreme SQA: a quarter of the query and key/value heads" },
+    VariantSpec { name: "xSMQA", key: "xsmqa", q: Frac(1, 4), kv: One, windowed: false, in_paper: false, color: (140, 86, 75), about: "extreme SQA with a single key/value head" },
+    VariantSpec { name: "lSQA", key: "lsqa", q: Frac(3, 4), kv: Frac(3, 4), windowed: false, in_paper: false, color: (227, 119, 194), about: "light SQA: three quarters of the query and key/value heads" },
+    VariantSpec { name: "rSQA", key: "rsqa", q: Frac(1, 4), kv: Frac(1, 2), windowed: false, in_paper: false, color: (188, 189, 34), about: "reverse SQA: fewer query than key/value heads; queries are tiled over H/2 heads" },
+    VariantSpec { name: "SWA", key: "swa", q: Frac(1, 1), kv: Frac(1, 4), windowed: true, in_paper: true, color: (127, 127, 127), about: "sliding-window baseline: GQA heads, causal window (block-sparse, flex-style)" },
+    VariantSpec { name: "SW-SQA", key: "sw-sqa", q: Frac(1, 2), kv: Frac(1, 4), windowed: true, in_paper: false, color: (0, 109, 44), about: "SQA heads with the sliding window" },
+    VariantSpec { name: "SW-xSQA", key: "sw-xsqa", q: Frac(1, 4), kv: Frac(1, 4), windowed: true, in_paper: false, color: (84, 39, 143), about: "xSQA heads with the sliding window" },
 ];
 
 /// The key of rows made from `--heads-q/--heads-kv` instead of a named variant.
@@ -126,6 +128,11 @@ pub fn parse_list(list: &str) -> Result<Vec<&'static VariantSpec>> {
         }
     }
     Ok(out)
+}
+
+/// The variants of the SQA paper's timing table, in table order.
+pub fn paper_variants() -> Vec<&'static VariantSpec> {
+    VARIANTS.iter().filter(|v| v.in_paper).collect()
 }
 
 /// Chart colour of a row's variant key (custom and unknown keys are black).

@@ -10,7 +10,7 @@ use rand::{Rng, SeedableRng};
 use crate::backend::Backend;
 use crate::error::Result;
 use crate::inputs::{problem_seed, Inputs};
-use crate::problem::{AttnShape, Dtype, Pattern, Problem};
+use crate::problem::{AttnShape, Dtype, Pattern, Problem, Scope};
 use crate::reference;
 
 /// |got - want| <= atol + rtol · |want|, element by element.
@@ -173,6 +173,64 @@ pub fn run_check(
         }
     };
     Ok(check_rows(&problem.shape, &inputs, &out, rows, tol))
+}
+
+/// Runs a layer- or model-scope `problem` once on `backend` and checks its whole output
+/// (layer output `[B, N, d]` or logits `[B, N, vocab]`) against the f32 forward of
+/// `model::cpu` with the fp64 reference attention and the same seeded weights.
+///
+/// Errors are measured against the output's scale: |got - want| <= tol · max|want|,
+/// with tol 1e-4 for f32 storage and a few storage roundings per layer otherwise
+/// (backends round attention inputs, and a GPU every activation, to bf16/f16).
+pub fn run_scope_check(backend: &dyn Backend, problem: &Problem, seed: u64) -> Result<Check> {
+    use crate::model::{cpu, weights};
+    backend.check(problem)?;
+    let inputs = Inputs::random(
+        &problem.shape,
+        problem.dtype,
+        problem_seed(seed, &problem.shape),
+    );
+    let mut prepared = backend.prepare(problem, &inputs)?;
+    prepared.run()?;
+    let got = prepared.output()?;
+    let mut attention = |shape: &AttnShape, q: &[f32], k: &[f32], v: &[f32]| -> Vec<f32> {
+        reference::attention(shape, q, k, v)
+            .into_iter()
+            .map(|x| x as f32)
+            .collect()
+    };
+    let s = &problem.shape;
+    let (want, layers): (Vec<f32>, usize) = match problem.scope {
+        Scope::Kernel => return Err(crate::Error::invalid("kernel scope: use run_check")),
+        Scope::Layer => {
+            let mut rng = <rand::rngs::StdRng as SeedableRng>::seed_from_u64(inputs.seed);
+            let w = weights::AttnWeights::random(problem, &mut rng);
+            let x = weights::random_activations(problem, inputs.seed);
+            (cpu::attention_layer(s, &w, &x, &mut attention), 1)
+        }
+        Scope::Model(dims) => {
+            let w = weights::ModelWeights::random(problem, dims, inputs.seed);
+            let tokens = weights::random_tokens(s.batch, s.seq_len, dims.vocab, inputs.seed);
+            (
+                cpu::model_forward(s, &w, &tokens, &mut attention),
+                dims.layers,
+            )
+        }
+    };
+    let scale = want.iter().fold(0.0f64, |m, x| m.max(x.abs() as f64));
+    let tol = match problem.dtype {
+        Dtype::F32 => 1e-4,
+        dtype => 4.0 * dtype.epsilon() * (2 + 2 * layers) as f64,
+    };
+    let want: Vec<f64> = want.into_iter().map(f64::from).collect();
+    Ok(compare(
+        &got,
+        &want,
+        Tolerance {
+            atol: tol * scale,
+            rtol: 0.0,
+        },
+    ))
 }
 
 #[cfg(test)]

@@ -8,10 +8,11 @@ use std::time::Instant;
 
 use rayon::prelude::*;
 
+use crate::backend::cpu_model::CpuScopePrepared;
 use crate::backend::{Backend, Prepared};
 use crate::error::{Error, Result};
 use crate::inputs::Inputs;
-use crate::problem::{AttnShape, Dtype, Problem};
+use crate::problem::{AttnShape, Dtype, Problem, Scope};
 
 /// Query rows per tile (one rayon task).
 const TILE_Q: usize = 64;
@@ -70,13 +71,7 @@ impl Backend for CpuBackend {
     }
 
     fn check(&self, p: &Problem) -> Result<()> {
-        if p.scope != crate::problem::Scope::Kernel {
-            return Err(Error::BackendUnavailable(format!(
-                "the cpu backend does not implement scope '{}' yet",
-                p.scope.name()
-            )));
-        }
-        let need = working_set_bytes(p);
+        let need = working_set_bytes(p) + crate::backend::cpu_model::working_set_bytes(p);
         // The inputs are drawn as f32 first: count them too.
         let need = need + (p.shape.q_len() + 2 * p.shape.kv_len()) as u64 * 4;
         if let Some(avail) = crate::sysinfo::available_memory_bytes() {
@@ -95,6 +90,9 @@ impl Backend for CpuBackend {
     }
 
     fn prepare<'a>(&'a self, p: &Problem, inputs: &Inputs) -> Result<Box<dyn Prepared + 'a>> {
+        if p.scope != Scope::Kernel {
+            return Ok(Box::new(CpuScopePrepared::new(self, p, inputs.seed)?));
+        }
         Ok(Box::new(CpuPrepared {
             shape: p.shape,
             q: Stored::new(&inputs.q, p.dtype),

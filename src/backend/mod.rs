@@ -2,6 +2,7 @@
 //! `verify` and the measurement loop only talk to this trait.
 
 pub mod cpu;
+pub mod cpu_model;
 
 use crate::error::Result;
 use crate::inputs::Inputs;
@@ -39,6 +40,12 @@ pub trait Prepared {
 
     /// The output of the last run as f32, `[B, H_eff, N, d]`.
     fn output(&mut self) -> Result<Vec<f32>>;
+
+    /// Seconds spent in attention during the last run (layer and model scopes), where
+    /// the backend times it separately.
+    fn attention_seconds(&self) -> Option<f64> {
+        None
+    }
 
     /// Peak memory used by this problem in bytes, where the backend measures it.
     fn peak_mem_bytes(&self) -> Option<u64> {

@@ -7,7 +7,7 @@ use clap::{Args, Parser, Subcommand};
 
 use sqa_bench::measure::MeasureConfig;
 use sqa_bench::plan::{parse_lengths, BatchRule, PlanSpec};
-use sqa_bench::problem::{Dtype, Pattern, Scope};
+use sqa_bench::problem::{Dtype, ModelDims, Pattern, Scope};
 use sqa_bench::variant::{self, DEFAULT_WINDOW};
 
 mod list;
@@ -65,12 +65,12 @@ pub struct ShapeArgs {
     /// Tokens per step: batch = max(1, T / length), as the published benchmark (131072).
     #[arg(long)]
     pub tokens_per_step: Option<usize>,
-    /// Model width; d_head = d_model / heads.
-    #[arg(long, default_value_t = 256)]
-    pub d_model: usize,
-    /// H, the total number of heads; named variants scale with it.
-    #[arg(long, default_value_t = 16)]
-    pub heads: u32,
+    /// Model width; d_head = d_model / heads [default: 256].
+    #[arg(long)]
+    pub d_model: Option<usize>,
+    /// H, the total number of heads; named variants scale with it [default: 16].
+    #[arg(long)]
+    pub heads: Option<u32>,
     /// Custom query heads (with --heads-kv): runs variant `custom`.
     #[arg(long, requires = "heads_kv")]
     pub heads_q: Option<u32>,
@@ -86,38 +86,90 @@ pub struct ShapeArgs {
     /// Storage type of Q, K, V and O.
     #[arg(long, value_enum, default_value_t = Dtype::Bf16)]
     pub dtype: Dtype,
+    /// What one timed step covers: the attention kernel, one attention layer, or the whole model.
+    #[arg(long, value_enum)]
+    pub scope: Option<ScopeKind>,
+    /// `paper`: the published model and schedule (model scope, d_model 256, 16 heads, 8 layers,
+    /// d_ff 768, vocabulary 10k, the paper's variants, 1k/4k/32k/131k/200k at 131,072 tokens per step).
+    #[arg(long, value_enum)]
+    pub preset: Option<Preset>,
+    /// Decoder layers of the model scope [default: 8].
+    #[arg(long)]
+    pub layers: Option<usize>,
+    /// SwiGLU hidden width of the model scope [default: 768].
+    #[arg(long)]
+    pub d_ff: Option<usize>,
+    /// Vocabulary of the model scope [default: 10000].
+    #[arg(long)]
+    pub vocab: Option<usize>,
 }
 
+/// `--scope`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ScopeKind {
+    Kernel,
+    Layer,
+    Model,
+}
+
+/// `--preset`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Preset {
+    /// The SQA paper's timing benchmark (Table 3).
+    Paper,
+}
+
+/// The published lengths of the paper preset.
+pub const PAPER_LENGTHS: &[usize] = &[1024, 4096, 32768, 131072, 200000];
+/// Tokens per step of the published benchmark.
+pub const PAPER_TOKENS_PER_STEP: usize = 131072;
+
 impl ShapeArgs {
-    /// The plan spec, with the backend's default lengths and batch where none were given.
+    /// The plan spec, with the backend's default lengths and batch where neither flags
+    /// nor the preset give them.
     pub fn plan_spec(
         &self,
         default_lengths: &[usize],
         default_batch: BatchRule,
-        scope: Scope,
     ) -> anyhow::Result<PlanSpec> {
+        let paper = self.preset == Some(Preset::Paper);
         let custom = self.heads_q.zip(self.heads_kv);
         let variants = match (&self.variants, custom) {
             (Some(list), _) => variant::parse_list(list)?,
             (None, Some(_)) => Vec::new(),
+            (None, None) if paper => variant::paper_variants(),
             (None, None) => variant::parse_list("all")?,
         };
         let seq_lens = match &self.seqlen {
             Some(list) => parse_lengths(list)?,
+            None if paper => PAPER_LENGTHS.to_vec(),
             None => default_lengths.to_vec(),
         };
         let batch = match (self.batch, self.tokens_per_step) {
             (Some(b), _) => BatchRule::Fixed(b),
             (None, Some(t)) => BatchRule::TokensPerStep(t),
+            (None, None) if paper => BatchRule::TokensPerStep(PAPER_TOKENS_PER_STEP),
             (None, None) => default_batch,
+        };
+        let dims = ModelDims {
+            layers: self.layers.unwrap_or(ModelDims::PAPER.layers),
+            d_ff: self.d_ff.unwrap_or(ModelDims::PAPER.d_ff),
+            vocab: self.vocab.unwrap_or(ModelDims::PAPER.vocab),
+        };
+        let scope = match self.scope {
+            Some(ScopeKind::Kernel) => Scope::Kernel,
+            Some(ScopeKind::Layer) => Scope::Layer,
+            Some(ScopeKind::Model) => Scope::Model(dims),
+            None if paper => Scope::Model(dims),
+            None => Scope::Kernel,
         };
         Ok(PlanSpec {
             variants,
             custom,
             seq_lens,
             batch,
-            d_model: self.d_model,
-            heads: self.heads,
+            d_model: self.d_model.unwrap_or(256),
+            heads: self.heads.unwrap_or(16),
             mask: match self.mask {
                 Mask::Full => Pattern::Full,
                 Mask::Causal => Pattern::Causal,

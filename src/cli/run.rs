@@ -8,7 +8,6 @@ use clap::Args;
 
 use sqa_bench::backend::{self, Choice};
 use sqa_bench::plan::BatchRule;
-use sqa_bench::problem::Scope;
 use sqa_bench::report::SpeedTable;
 use sqa_bench::results::{self, CsvSink, Meta};
 use sqa_bench::{sweep, sysinfo};
@@ -39,6 +38,9 @@ pub struct RunArgs {
     /// Hide the progress bar.
     #[arg(long)]
     pub quiet: bool,
+    /// Print the validated plan (one line per problem) and exit without running or writing.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
@@ -54,7 +56,11 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
         "cpu" => (CPU_LENGTHS, BatchRule::Fixed(1)),
         _ => (GPU_LENGTHS, BatchRule::TokensPerStep(GPU_TOKENS_PER_STEP)),
     };
-    let plan = a.shape.plan_spec(lengths, batch, Scope::Kernel)?.build()?;
+    let plan = a.shape.plan_spec(lengths, batch)?.build()?;
+    if a.dry_run {
+        print_plan(&plan);
+        return Ok(ExitCode::SUCCESS);
+    }
     for p in &plan {
         backend.check(p)?;
     }
@@ -108,4 +114,35 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::from(1));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// One line per problem: what a sweep would run, with its FLOPs.
+fn print_plan(plan: &[sqa_bench::problem::Problem]) {
+    let mut lines = vec![[
+        "scope", "variant", "batch", "seq_len", "H_q", "H_kv", "d_head", "pattern", "dtype",
+        "GFLOP",
+    ]
+    .map(String::from)
+    .to_vec()];
+    for p in plan {
+        let s = &p.shape;
+        lines.push(vec![
+            match p.scope {
+                sqa_bench::problem::Scope::Model(m) => {
+                    format!("model(L={}, d_ff={}, V={})", m.layers, m.d_ff, m.vocab)
+                }
+                other => other.name().to_string(),
+            },
+            p.variant.clone(),
+            s.batch.to_string(),
+            s.seq_len.to_string(),
+            s.heads.q.to_string(),
+            s.heads.kv.to_string(),
+            s.d_head.to_string(),
+            s.pattern.to_string(),
+            p.dtype.to_string(),
+            format!("{:.3}", sqa_bench::model::cost::problem_cost(p).flops / 1e9),
+        ]);
+    }
+    print!("{}", sqa_bench::report::align(&lines));
 }
