@@ -43,7 +43,11 @@ fn main() {
 
     let simple = cuda.join("attention_simple.cu");
     let source = fs::read_to_string(&simple).expect("read cuda/attention_simple.cu");
-    let mut kernels = vec![simple, cuda.join("sim/tests/selftest.cu")];
+    let mut kernels = vec![
+        simple,
+        cuda.join("model.cu"),
+        cuda.join("sim/tests/selftest.cu"),
+    ];
     for m in MUTANTS {
         kernels.push(write_mutant(&source, m, &out));
     }
@@ -58,6 +62,7 @@ fn main() {
         .files([
             cuda.join("sim/sim.cpp"),
             cuda.join("sim/api.cpp"),
+            cuda.join("sim/model_api.cpp"),
             cuda.join("sim/tests/selftest_api.cpp"),
         ])
         .objects(&objects)

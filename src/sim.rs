@@ -185,4 +185,5 @@ fn check(rc: c_int, err: &[c_char]) -> Result<()> {
     })
 }
 
+pub mod model;
 pub mod selftest;
