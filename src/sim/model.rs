@@ -184,7 +184,7 @@ pub fn rope_heads(
     dh: usize,
     rope: bool,
 ) -> Result<Vec<f32>> {
-    if dh % 2 != 0 || x.len() % (n * heads * dh).max(1) != 0 {
+    if !dh.is_multiple_of(2) || !x.len().is_multiple_of((n * heads * dh).max(1)) {
         return Err(Error::invalid(
             "simulator: rope_heads needs [B, N, H*dh] with even dh",
         ));
@@ -213,7 +213,7 @@ pub fn rope_heads(
 
 /// `[B, H, N, dh]` → `[B, N, H·dh]`.
 pub fn merge_heads(dtype: Dtype, o: &[f32], n: usize, heads: usize, dh: usize) -> Result<Vec<f32>> {
-    if o.len() % (n * heads * dh).max(1) != 0 {
+    if !o.len().is_multiple_of((n * heads * dh).max(1)) {
         return Err(Error::invalid("simulator: merge_heads needs [B, H, N, dh]"));
     }
     let ob = to_bits(dtype, o);
