@@ -10,7 +10,7 @@ use rand::{Rng, SeedableRng};
 use crate::backend::Backend;
 use crate::error::Result;
 use crate::inputs::{problem_seed, Inputs};
-use crate::problem::{AttnShape, Dtype, Pattern, Problem, Scope};
+use crate::problem::{AttnShape, Dtype, Pattern, Problem};
 use crate::reference;
 
 /// |got - want| <= atol + rtol · |want|, element by element.
@@ -200,22 +200,16 @@ pub fn run_scope_check(backend: &dyn Backend, problem: &Problem, seed: u64) -> R
             .collect()
     };
     let s = &problem.shape;
-    let (want, layers): (Vec<f32>, usize) = match problem.scope {
-        Scope::Kernel => return Err(crate::Error::invalid("kernel scope: use run_check")),
-        Scope::Layer => {
-            let mut rng = <rand::rngs::StdRng as SeedableRng>::seed_from_u64(inputs.seed);
-            let w = weights::AttnWeights::random(problem, &mut rng);
-            let x = weights::random_activations(problem, inputs.seed);
-            (cpu::attention_layer(s, &w, &x, &mut attention), 1)
+    let data = weights::StepData::random(problem, inputs.seed)
+        .ok_or_else(|| crate::Error::invalid("kernel scope: use run_check"))?;
+    let (want, layers) = match &data {
+        weights::StepData::Layer { weights, x } => {
+            (cpu::attention_layer(s, weights, x, &mut attention), 1)
         }
-        Scope::Model(dims) => {
-            let w = weights::ModelWeights::random(problem, dims, inputs.seed);
-            let tokens = weights::random_tokens(s.batch, s.seq_len, dims.vocab, inputs.seed);
-            (
-                cpu::model_forward(s, &w, &tokens, &mut attention),
-                dims.layers,
-            )
-        }
+        weights::StepData::Model { weights, tokens } => (
+            cpu::model_forward(s, weights, tokens, &mut attention),
+            weights.layers.len(),
+        ),
     };
     let scale = want.iter().fold(0.0f64, |m, x| m.max(x.abs() as f64));
     let tol = match problem.dtype {

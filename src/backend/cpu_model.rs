@@ -4,14 +4,12 @@
 use std::cell::Cell;
 use std::time::Instant;
 
-use rand::SeedableRng;
-
 use crate::backend::cpu::CpuBackend;
 use crate::backend::{Backend, Prepared};
 use crate::error::{Error, Result};
 use crate::inputs::Inputs;
 use crate::model::cpu::{attention_layer, model_forward};
-use crate::model::weights::{random_activations, random_tokens, AttnWeights, ModelWeights};
+use crate::model::weights::StepData;
 use crate::problem::{AttnShape, Dtype, Problem, Scope};
 
 /// Bytes the CPU holds for one step of a layer or model problem: weights, the
@@ -33,46 +31,19 @@ pub fn working_set_bytes(p: &Problem) -> u64 {
     }
 }
 
-enum Step {
-    Layer {
-        weights: AttnWeights,
-        x: Vec<f32>,
-    },
-    Model {
-        weights: Box<ModelWeights>,
-        tokens: Vec<u32>,
-    },
-}
-
 /// A layer or model problem ready to run on the CPU.
 pub struct CpuScopePrepared<'a> {
     backend: &'a CpuBackend,
     problem: Problem,
-    step: Step,
+    step: StepData,
     out: Vec<f32>,
     attn_s: f64,
 }
 
 impl<'a> CpuScopePrepared<'a> {
     pub fn new(backend: &'a CpuBackend, p: &Problem, seed: u64) -> Result<Self> {
-        let step = match p.scope {
-            Scope::Layer => {
-                let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-                Step::Layer {
-                    weights: AttnWeights::random(p, &mut rng),
-                    x: random_activations(p, seed),
-                }
-            }
-            Scope::Model(dims) => Step::Model {
-                weights: Box::new(ModelWeights::random(p, dims, seed)),
-                tokens: random_tokens(p.shape.batch, p.shape.seq_len, dims.vocab, seed),
-            },
-            Scope::Kernel => {
-                return Err(Error::invalid(
-                    "kernel scope is not a layer or model problem",
-                ))
-            }
-        };
+        let step = StepData::random(p, seed)
+            .ok_or_else(|| Error::invalid("kernel scope is not a layer or model problem"))?;
         Ok(CpuScopePrepared {
             backend,
             problem: p.clone(),
@@ -116,8 +87,8 @@ impl Prepared for CpuScopePrepared<'_> {
         };
         let shape = self.problem.shape;
         self.out = match &self.step {
-            Step::Layer { weights, x } => attention_layer(&shape, weights, x, &mut attention),
-            Step::Model { weights, tokens } => {
+            StepData::Layer { weights, x } => attention_layer(&shape, weights, x, &mut attention),
+            StepData::Model { weights, tokens } => {
                 model_forward(&shape, weights, tokens, &mut attention)
             }
         };

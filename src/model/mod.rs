@@ -14,6 +14,8 @@
 
 pub mod cost;
 pub mod cpu;
+pub mod host;
+pub mod program;
 pub mod weights;
 
 /// Base of the rotary embedding frequencies.

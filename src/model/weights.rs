@@ -150,3 +150,64 @@ pub fn random_activations(p: &Problem, seed: u64) -> Vec<f32> {
         &mut rng,
     )
 }
+
+/// The weights and input of one layer- or model-scope step, as both executors use them.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StepData {
+    /// Layer scope: the projections and the layer input `X: [B, N, d]`.
+    Layer { weights: AttnWeights, x: Vec<f32> },
+    /// Model scope: all weights and the token ids `[B, N]`.
+    Model {
+        weights: Box<ModelWeights>,
+        tokens: Vec<u32>,
+    },
+}
+
+impl StepData {
+    /// Draws the step data of `p` from `seed` (the same for every backend). `None` at kernel scope.
+    pub fn random(p: &Problem, seed: u64) -> Option<StepData> {
+        match p.scope {
+            crate::problem::Scope::Kernel => None,
+            crate::problem::Scope::Layer => {
+                let mut rng = StdRng::seed_from_u64(seed);
+                Some(StepData::Layer {
+                    weights: AttnWeights::random(p, &mut rng),
+                    x: random_activations(p, seed),
+                })
+            }
+            crate::problem::Scope::Model(dims) => Some(StepData::Model {
+                weights: Box::new(ModelWeights::random(p, dims, seed)),
+                tokens: random_tokens(p.shape.batch, p.shape.seq_len, dims.vocab, seed),
+            }),
+        }
+    }
+
+    /// A weight tensor by name, as f32 values of the storage type (`None` if this step has no such weight).
+    pub fn weight(&self, w: crate::model::program::Weight) -> Option<&[f32]> {
+        use crate::model::program::Weight as W;
+        match (self, w) {
+            (StepData::Layer { weights, .. }, W::Wq(0)) => Some(&weights.wq.data),
+            (StepData::Layer { weights, .. }, W::Wk(0)) => Some(&weights.wk.data),
+            (StepData::Layer { weights, .. }, W::Wv(0)) => Some(&weights.wv.data),
+            (StepData::Layer { weights, .. }, W::Wo(0)) => Some(&weights.wo.data),
+            (StepData::Layer { .. }, _) => None,
+            (StepData::Model { weights, .. }, w) => {
+                let layer = |l: usize| weights.layers.get(l);
+                match w {
+                    W::Embed => Some(&weights.embed.data),
+                    W::FinalNorm => Some(&weights.final_norm),
+                    W::LmHead => Some(&weights.lm_head.data),
+                    W::AttnNorm(l) => layer(l).map(|x| &x.attn_norm[..]),
+                    W::Wq(l) => layer(l).map(|x| &x.attn.wq.data[..]),
+                    W::Wk(l) => layer(l).map(|x| &x.attn.wk.data[..]),
+                    W::Wv(l) => layer(l).map(|x| &x.attn.wv.data[..]),
+                    W::Wo(l) => layer(l).map(|x| &x.attn.wo.data[..]),
+                    W::FfnNorm(l) => layer(l).map(|x| &x.ffn_norm[..]),
+                    W::Gate(l) => layer(l).map(|x| &x.w_gate.data[..]),
+                    W::Up(l) => layer(l).map(|x| &x.w_up.data[..]),
+                    W::Down(l) => layer(l).map(|x| &x.w_down.data[..]),
+                }
+            }
+        }
+    }
+}
