@@ -1,8 +1,8 @@
 //! The tile kernel: one query tile of one head against the key tiles it can see.
 //!
-//! Two small register-blocked products do the work, both written as plain loops over
-//! fixed-size arrays so that the compiler keeps the accumulators in vector registers
-//! and vectorises them for the instruction set it is compiled for:
+//! Two small register-blocked products do the work, written once over the vector
+//! operations of [`Simd`] with the accumulators in a fixed-size array of vectors (which
+//! the compiler keeps in registers):
 //!
 //! - `S = Q·Kᵀ`: a block of `R` query rows × `KW` keys, an outer-product loop over the
 //!   head dimension that reads the key tile transposed (`Kᵀ: [d][TILE_K]`, contiguous
@@ -15,6 +15,7 @@
 //! sees entirely are never masked; only the diagonal and window-edge tiles are.
 
 use super::exp2::{exp2_neg, exp2_sub_sum, max_of};
+use super::simd::Simd;
 use crate::problem::Pattern;
 
 /// Query rows per tile (one task); a multiple of every row block below.
@@ -23,31 +24,6 @@ pub const TILE_Q: usize = 48;
 pub const TILE_K: usize = 64;
 /// Output columns per P·V block; the head dimension is padded to a multiple of it.
 pub const COL_BLOCK: usize = 16;
-
-/// Multiply-add as the instruction set does it best: fused where FMA exists, plain
-/// otherwise (a fused multiply-add without hardware support is a slow library call).
-pub trait MulAdd {
-    fn mul_add(a: f32, b: f32, c: f32) -> f32;
-}
-
-/// Hardware fused multiply-add.
-pub struct Fused;
-/// Separate multiply and add.
-pub struct Unfused;
-
-impl MulAdd for Fused {
-    #[inline(always)]
-    fn mul_add(a: f32, b: f32, c: f32) -> f32 {
-        a.mul_add(b, c)
-    }
-}
-
-impl MulAdd for Unfused {
-    #[inline(always)]
-    fn mul_add(a: f32, b: f32, c: f32) -> f32 {
-        a * b + c
-    }
-}
 
 /// The operands of one head, already converted to f32 and laid out for the kernel.
 pub struct HeadData<'a> {
@@ -87,15 +63,30 @@ impl Scratch {
 
 /// Computes output rows `row0 .. row0 + out.len() / d` of one head into `out: [rows][d]`.
 ///
-/// `R_QK`/`KW`: the rows × keys block of S = Q·Kᵀ; `R_PV`: the rows of the P·V block.
+/// `R_QK` × `NV_QK` vectors: the rows × keys block of S = Q·Kᵀ; `R_PV` × `NV_PV`
+/// vectors: the rows × columns block of O += P·V (`NV_PV` vectors are [`COL_BLOCK`]).
+///
+/// # Safety
+/// The CPU has the instruction set of `S`.
 #[inline(always)]
-pub fn query_tile<M: MulAdd, const R_QK: usize, const KW: usize, const R_PV: usize>(
+pub unsafe fn query_tile<
+    S: Simd,
+    const R_QK: usize,
+    const NV_QK: usize,
+    const R_PV: usize,
+    const NV_PV: usize,
+>(
     h: &HeadData,
     row0: usize,
     out: &mut [f32],
     sc: &mut Scratch,
 ) {
+    let kw = NV_QK * S::LANES;
+    assert!(TILE_K % kw == 0 && TILE_Q % R_QK == 0 && TILE_Q % R_PV == 0);
+    assert_eq!(NV_PV * S::LANES, COL_BLOCK);
     let (n, d, dp) = (h.n, h.d, h.dp);
+    assert!(h.q.len() >= n * d && h.kt.len() >= n.div_ceil(TILE_K) * TILE_K * d);
+    assert!(h.v.len() >= n.div_ceil(TILE_K) * TILE_K * dp && dp % COL_BLOCK == 0);
     let rows = out.len() / d;
     debug_assert!(rows >= 1 && rows <= TILE_Q && row0 + rows <= n);
 
@@ -115,12 +106,13 @@ pub fn query_tile<M: MulAdd, const R_QK: usize, const KW: usize, const R_PV: usi
         let kn = TILE_K.min(n - k0);
         let kt = &h.kt[tile * d * TILE_K..][..d * TILE_K];
         let v = &h.v[k0 * dp..][..TILE_K * dp];
-        // Blocks of KW keys covering the kn real keys.
-        let kw_blocks = kn.div_ceil(KW);
-
         for r in (0..TILE_Q).step_by(R_QK) {
-            for kb in 0..kw_blocks {
-                qk_block::<M, R_QK, KW>(&sc.q[r * d..], d, kt, kb * KW, &mut sc.s[r * TILE_K..]);
+            // Blocks of kw keys covering the kn real keys.
+            for t0 in (0..kn).step_by(kw) {
+                // SAFETY: the caller guarantees the instruction set.
+                unsafe {
+                    qk_block::<S, R_QK, NV_QK>(&sc.q[r * d..], d, kt, t0, &mut sc.s[r * TILE_K..])
+                };
             }
         }
 
@@ -157,7 +149,17 @@ pub fn query_tile<M: MulAdd, const R_QK: usize, const KW: usize, const R_PV: usi
 
         for r in (0..TILE_Q).step_by(R_PV) {
             for c in (0..dp).step_by(COL_BLOCK) {
-                pv_block::<M, R_PV>(&sc.s[r * TILE_K..], kn, v, dp, c, &mut sc.o[r * dp..]);
+                // SAFETY: the caller guarantees the instruction set.
+                unsafe {
+                    pv_block::<S, R_PV, NV_PV>(
+                        &sc.s[r * TILE_K..],
+                        kn,
+                        v,
+                        dp,
+                        c,
+                        &mut sc.o[r * dp..],
+                    )
+                };
             }
         }
     }
@@ -170,36 +172,55 @@ pub fn query_tile<M: MulAdd, const R_QK: usize, const KW: usize, const R_PV: usi
     }
 }
 
-/// `S[r][t0 + x] = Σ_c Q[r][c] · Kᵀ[c][t0 + x]` for `r < R`, `x < KW`.
+/// `S[r][t0 + x] = Σ_c Q[r][c] · Kᵀ[c][t0 + x]` for `r < R`, `x < NV · LANES`.
 /// `q`: rows of stride `d`; `kt`: `[d][TILE_K]`; `s`: rows of stride `TILE_K`.
+///
+/// # Safety
+/// The CPU has the instruction set of `S`.
 #[inline(always)]
-fn qk_block<M: MulAdd, const R: usize, const KW: usize>(
+unsafe fn qk_block<S: Simd, const R: usize, const NV: usize>(
     q: &[f32],
     d: usize,
     kt: &[f32],
     t0: usize,
     s: &mut [f32],
 ) {
-    let q = &q[..R * d];
-    let mut acc = [[0.0f32; KW]; R];
-    for c in 0..d {
-        let k: &[f32; KW] = kt[c * TILE_K + t0..][..KW].try_into().unwrap();
-        for r in 0..R {
-            let qv = q[r * d + c];
-            for x in 0..KW {
-                acc[r][x] = M::mul_add(qv, k[x], acc[r][x]);
+    let l = S::LANES;
+    assert!(t0 + NV * l <= TILE_K && q.len() >= R * d && kt.len() >= d * TILE_K);
+    assert!(s.len() >= (R - 1) * TILE_K + t0 + NV * l);
+    let (q, kt, s) = (q.as_ptr(), kt.as_ptr(), s.as_mut_ptr());
+    // SAFETY: the asserts above bound every offset below (r < R, c < d, v < NV), and
+    // the caller guarantees the instruction set.
+    unsafe {
+        let mut acc = [[S::zero(); NV]; R];
+        for c in 0..d {
+            let krow = kt.add(c * TILE_K + t0);
+            let mut k = [S::zero(); NV];
+            for (v, kv) in k.iter_mut().enumerate() {
+                *kv = S::load(krow.add(v * l));
+            }
+            for (r, a) in acc.iter_mut().enumerate() {
+                let qv = S::splat(*q.add(r * d + c));
+                for v in 0..NV {
+                    a[v] = S::mul_add(qv, k[v], a[v]);
+                }
+            }
+        }
+        for (r, a) in acc.iter().enumerate() {
+            for (v, x) in a.iter().enumerate() {
+                S::store(s.add(r * TILE_K + t0 + v * l), *x);
             }
         }
     }
-    for (r, a) in acc.iter().enumerate() {
-        s[r * TILE_K + t0..][..KW].copy_from_slice(a);
-    }
 }
 
-/// `O[r][c0 + x] += Σ_{t < kn} P[r][t] · V[t][c0 + x]` for `r < R`, `x < COL_BLOCK`.
+/// `O[r][c0 + x] += Σ_{t < kn} P[r][t] · V[t][c0 + x]` for `r < R`, `x < NV · LANES`.
 /// `p`: rows of stride `TILE_K`; `v`: rows of stride `dp`; `o`: rows of stride `dp`.
+///
+/// # Safety
+/// The CPU has the instruction set of `S`.
 #[inline(always)]
-fn pv_block<M: MulAdd, const R: usize>(
+unsafe fn pv_block<S: Simd, const R: usize, const NV: usize>(
     p: &[f32],
     kn: usize,
     v: &[f32],
@@ -207,21 +228,36 @@ fn pv_block<M: MulAdd, const R: usize>(
     c0: usize,
     o: &mut [f32],
 ) {
-    let mut acc = [[0.0f32; COL_BLOCK]; R];
-    for (r, a) in acc.iter_mut().enumerate() {
-        a.copy_from_slice(&o[r * dp + c0..][..COL_BLOCK]);
-    }
-    let p = &p[..R * TILE_K];
-    for t in 0..kn {
-        let vr: &[f32; COL_BLOCK] = v[t * dp + c0..][..COL_BLOCK].try_into().unwrap();
-        for r in 0..R {
-            let pv = p[r * TILE_K + t];
-            for x in 0..COL_BLOCK {
-                acc[r][x] = M::mul_add(pv, vr[x], acc[r][x]);
+    let l = S::LANES;
+    assert!(kn <= TILE_K && c0 + NV * l <= dp);
+    assert!(p.len() >= (R - 1) * TILE_K + kn && v.len() >= kn * dp && o.len() >= R * dp);
+    let (p, v, o) = (p.as_ptr(), v.as_ptr(), o.as_mut_ptr());
+    // SAFETY: the asserts above bound every offset below (r < R, t < kn, x < NV), and
+    // the caller guarantees the instruction set.
+    unsafe {
+        let mut acc = [[S::zero(); NV]; R];
+        for (r, a) in acc.iter_mut().enumerate() {
+            for (x, ax) in a.iter_mut().enumerate() {
+                *ax = S::load(o.add(r * dp + c0 + x * l));
             }
         }
-    }
-    for (r, a) in acc.iter().enumerate() {
-        o[r * dp + c0..][..COL_BLOCK].copy_from_slice(a);
+        for t in 0..kn {
+            let vrow = v.add(t * dp + c0);
+            let mut vv = [S::zero(); NV];
+            for (x, vx) in vv.iter_mut().enumerate() {
+                *vx = S::load(vrow.add(x * l));
+            }
+            for (r, a) in acc.iter_mut().enumerate() {
+                let pv = S::splat(*p.add(r * TILE_K + t));
+                for x in 0..NV {
+                    a[x] = S::mul_add(pv, vv[x], a[x]);
+                }
+            }
+        }
+        for (r, a) in acc.iter().enumerate() {
+            for (x, ax) in a.iter().enumerate() {
+                S::store(o.add(r * dp + c0 + x * l), *ax);
+            }
+        }
     }
 }

@@ -11,6 +11,7 @@
 mod exp2;
 mod kernel;
 pub mod sgemm;
+mod simd;
 
 use std::time::Instant;
 
@@ -372,20 +373,23 @@ fn run_tile(isa: Isa, h: &HeadData, row0: usize, out: &mut [f32], sc: &mut Scrat
         // SAFETY: `Isa::Avx2Fma` is only constructed after `is_x86_feature_detected!`
         // found avx2 and fma on this CPU.
         Isa::Avx2Fma => unsafe { tile_avx2(h, row0, out, sc) },
-        _ => kernel::query_tile::<kernel::Unfused, 4, 8, 4>(h, row0, out, sc),
+        // SAFETY: the scalar kernel runs on any CPU.
+        _ => unsafe { kernel::query_tile::<simd::Scalar, 4, 8, 2, 16>(h, row0, out, sc) },
     }
 }
 
-/// 6 rows × 32 keys (12 zmm accumulators) for S; 12 rows × 16 columns for P·V.
+/// S: 6 rows × 2 zmm (32 keys), 12 accumulators; P·V: 12 rows × 1 zmm (16 columns).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx2,fma")]
 fn tile_avx512(h: &HeadData, row0: usize, out: &mut [f32], sc: &mut Scratch) {
-    kernel::query_tile::<kernel::Fused, 6, 32, 12>(h, row0, out, sc)
+    // SAFETY: this function only runs where avx512f is enabled.
+    unsafe { kernel::query_tile::<simd::Avx512, 6, 2, 12, 1>(h, row0, out, sc) }
 }
 
-/// 6 rows × 16 keys (12 ymm accumulators) for S; 6 rows × 16 columns for P·V.
+/// S: 6 rows × 2 ymm (16 keys), 12 accumulators; P·V: 6 rows × 2 ymm (16 columns).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 fn tile_avx2(h: &HeadData, row0: usize, out: &mut [f32], sc: &mut Scratch) {
-    kernel::query_tile::<kernel::Fused, 6, 16, 6>(h, row0, out, sc)
+    // SAFETY: this function only runs where avx2 and fma are enabled.
+    unsafe { kernel::query_tile::<simd::Avx2, 6, 2, 6, 2>(h, row0, out, sc) }
 }
