@@ -24,9 +24,20 @@ const C: [f32; 7] = [
     0.000_015_252_73,
 ];
 
+/// `a · b + c`, fused where the instruction set has FMA (`FMA`), else two operations
+/// (a fused multiply-add without hardware support is a slow library call).
+#[inline(always)]
+fn madd<const FMA: bool>(a: f32, b: f32, c: f32) -> f32 {
+    if FMA {
+        a.mul_add(b, c)
+    } else {
+        a * b + c
+    }
+}
+
 /// 2^x for x <= 0 (scores minus their running maximum). Inlined into SIMD loops.
 #[inline(always)]
-pub fn exp2_neg(x: f32) -> f32 {
+pub fn exp2_neg<const FMA: bool>(x: f32) -> f32 {
     // Written as a compare, not `max`, so that NaN passes through.
     let x = if x < LO { LO } else { x };
     let t = x + ROUNDER;
@@ -40,13 +51,13 @@ pub fn exp2_neg(x: f32) -> f32 {
         << 23;
     let scale = f32::from_bits(bits);
     let p = C[6];
-    let p = p * f + C[5];
-    let p = p * f + C[4];
-    let p = p * f + C[3];
-    let p = p * f + C[2];
-    let p = p * f + C[1];
-    let p = p * f + C[0];
-    let p = p * f + 1.0;
+    let p = madd::<FMA>(p, f, C[5]);
+    let p = madd::<FMA>(p, f, C[4]);
+    let p = madd::<FMA>(p, f, C[3]);
+    let p = madd::<FMA>(p, f, C[2]);
+    let p = madd::<FMA>(p, f, C[1]);
+    let p = madd::<FMA>(p, f, C[0]);
+    let p = madd::<FMA>(p, f, 1.0);
     p * scale
 }
 
@@ -55,21 +66,34 @@ const LANES: usize = 16;
 
 /// Replaces every `s` by `2^(s - max)` and returns their sum.
 #[inline(always)]
-pub fn exp2_sub_sum(s: &mut [f32], max: f32) -> f32 {
+pub fn exp2_sub_sum<const FMA: bool>(s: &mut [f32], max: f32) -> f32 {
     let mut acc = [0.0f32; LANES];
     let mut chunks = s.chunks_exact_mut(LANES);
     for c in &mut chunks {
         for (a, x) in acc.iter_mut().zip(c.iter_mut()) {
-            *x = exp2_neg(*x - max);
+            *x = exp2_neg::<FMA>(*x - max);
             *a += *x;
         }
     }
     let mut sum = 0.0f32;
     for x in chunks.into_remainder() {
-        *x = exp2_neg(*x - max);
+        *x = exp2_neg::<FMA>(*x - max);
         sum += *x;
     }
-    sum + acc.iter().sum::<f32>()
+    sum + reduce(acc, |a, b| a + b)
+}
+
+/// Folds the lanes pairwise (halving the width each step, which vectorises).
+#[inline(always)]
+fn reduce(mut acc: [f32; LANES], op: impl Fn(f32, f32) -> f32) -> f32 {
+    let mut w = LANES / 2;
+    while w > 0 {
+        for i in 0..w {
+            acc[i] = op(acc[i], acc[i + w]);
+        }
+        w /= 2;
+    }
+    acc[0]
 }
 
 /// The largest of `s` and `start` (NaN entries are ignored; they propagate through the
@@ -83,11 +107,11 @@ pub fn max_of(s: &[f32], start: f32) -> f32 {
             *a = if x > *a { x } else { *a };
         }
     }
-    let mut m = start;
-    for &x in chunks.remainder().iter().chain(&acc) {
-        m = if x > m { x } else { m };
-    }
-    m
+    let max = |a: f32, x: f32| if x > a { x } else { a };
+    chunks
+        .remainder()
+        .iter()
+        .fold(reduce(acc, max), |a, &x| max(a, x))
 }
 
 #[cfg(test)]
@@ -99,22 +123,23 @@ mod tests {
         let mut worst = 0.0f64;
         let mut x = -125.0f32;
         while x <= 0.0 {
-            let got = exp2_neg(x) as f64;
+            let (got, unfused) = (exp2_neg::<true>(x) as f64, exp2_neg::<false>(x) as f64);
             let want = (x as f64).exp2();
             worst = worst.max((got - want).abs() / want);
+            worst = worst.max((unfused - want).abs() / want);
             x += 0.000_731;
         }
         assert!(worst < 2.5e-7, "worst relative error {worst}");
-        assert_eq!(exp2_neg(0.0), 1.0);
-        assert_eq!(exp2_neg(-3.0), 0.125);
+        assert_eq!(exp2_neg::<true>(0.0), 1.0);
+        assert_eq!(exp2_neg::<false>(-3.0), 0.125);
     }
 
     #[test]
     fn exp2_of_masked_and_nan() {
-        let tiny = exp2_neg(f32::NEG_INFINITY);
+        let tiny = exp2_neg::<true>(f32::NEG_INFINITY);
         assert!((0.0..1e-37).contains(&tiny), "{tiny}");
-        assert!(exp2_neg(-1e30).is_finite());
-        assert!(exp2_neg(f32::NAN).is_nan());
+        assert!(exp2_neg::<true>(-1e30).is_finite());
+        assert!(exp2_neg::<false>(f32::NAN).is_nan());
     }
 
     #[test]
@@ -126,7 +151,7 @@ mod tests {
         assert_eq!(m, row.iter().cloned().fold(f32::NEG_INFINITY, f32::max));
         assert_eq!(max_of(&row[..3], 100.0), 100.0);
         let mut p = row.clone();
-        let sum = exp2_sub_sum(&mut p, m);
+        let sum = exp2_sub_sum::<true>(&mut p, m);
         let want: f64 = row.iter().map(|&x| ((x - m) as f64).exp2()).sum();
         assert!((sum as f64 - want).abs() < 1e-6 * want);
         for (x, y) in p.iter().zip(&row) {

@@ -21,7 +21,7 @@ use crate::problem::Pattern;
 /// Query rows per tile (one task); a multiple of every row block below.
 pub const TILE_Q: usize = 48;
 /// Keys per tile; a multiple of every key block below.
-pub const TILE_K: usize = 64;
+pub const TILE_K: usize = 128;
 /// Output columns per P·V block; the head dimension is padded to a multiple of it.
 pub const COL_BLOCK: usize = 16;
 
@@ -136,8 +136,19 @@ pub unsafe fn query_tile<
             }
             let m_old = sc.m[r];
             let m_new = max_of(&srow[a..e], m_old);
-            let alpha = exp2_neg(m_old - m_new);
-            let sum = exp2_sub_sum(&mut srow[a..e], m_new);
+            let (alpha, sum) = if S::FMA {
+                let p = &mut srow[a..e];
+                (
+                    exp2_neg::<true>(m_old - m_new),
+                    exp2_sub_sum::<true>(p, m_new),
+                )
+            } else {
+                let p = &mut srow[a..e];
+                (
+                    exp2_neg::<false>(m_old - m_new),
+                    exp2_sub_sum::<false>(p, m_new),
+                )
+            };
             srow[..a].fill(0.0);
             srow[e..].fill(0.0);
             sc.l[r] = sc.l[r] * alpha + sum;

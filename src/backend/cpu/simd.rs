@@ -12,6 +12,8 @@ use std::arch::x86_64::*;
 /// A vector of `LANES` f32.
 pub trait Simd {
     const LANES: usize;
+    /// Whether the instruction set has a fused multiply-add.
+    const FMA: bool;
     type V: Copy;
 
     /// # Safety
@@ -40,6 +42,7 @@ pub struct Avx512;
 #[cfg(target_arch = "x86_64")]
 impl Simd for Avx512 {
     const LANES: usize = 16;
+    const FMA: bool = true;
     type V = __m512;
 
     #[inline(always)]
@@ -73,6 +76,7 @@ pub struct Avx2;
 #[cfg(target_arch = "x86_64")]
 impl Simd for Avx2 {
     const LANES: usize = 8;
+    const FMA: bool = true;
     type V = __m256;
 
     #[inline(always)]
@@ -105,6 +109,7 @@ pub struct Scalar;
 
 impl Simd for Scalar {
     const LANES: usize = 1;
+    const FMA: bool = false;
     type V = f32;
 
     #[inline(always)]
