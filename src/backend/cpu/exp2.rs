@@ -15,7 +15,7 @@ const ROUNDER: f32 = 12_582_912.0;
 
 /// Taylor coefficients (ln 2)^k / k!, k = 1..=7.
 const C: [f32; 7] = [
-    0.693_147_2,
+    std::f32::consts::LN_2,
     0.240_226_5,
     0.055_504_11,
     0.009_618_129,

@@ -82,13 +82,15 @@ pub unsafe fn query_tile<
     sc: &mut Scratch,
 ) {
     let kw = NV_QK * S::LANES;
-    assert!(TILE_K % kw == 0 && TILE_Q % R_QK == 0 && TILE_Q % R_PV == 0);
+    assert!(
+        TILE_K.is_multiple_of(kw) && TILE_Q.is_multiple_of(R_QK) && TILE_Q.is_multiple_of(R_PV)
+    );
     assert_eq!(NV_PV * S::LANES, COL_BLOCK);
     let (n, d, dp) = (h.n, h.d, h.dp);
     assert!(h.q.len() >= n * d && h.kt.len() >= n.div_ceil(TILE_K) * TILE_K * d);
-    assert!(h.v.len() >= n.div_ceil(TILE_K) * TILE_K * dp && dp % COL_BLOCK == 0);
+    assert!(h.v.len() >= n.div_ceil(TILE_K) * TILE_K * dp && dp.is_multiple_of(COL_BLOCK));
     let rows = out.len() / d;
-    debug_assert!(rows >= 1 && rows <= TILE_Q && row0 + rows <= n);
+    debug_assert!((1..=TILE_Q).contains(&rows) && row0 + rows <= n);
 
     // The query tile, zero rows past the end (their results are discarded).
     sc.q[..rows * d].copy_from_slice(&h.q[row0 * d..][..rows * d]);
