@@ -209,13 +209,25 @@ impl Stored {
         }
     }
 
-    /// Element `i` as f32.
-    #[inline(always)]
-    fn get(&self, i: usize) -> f32 {
+    /// Converts key head `h` (`[n][d]` from element `h·n·d`) into tiles of `TILE_K`
+    /// keys transposed to `[d][TILE_K]`, zero past `n`: `dst` is `[n / TILE_K up][d][TILE_K]`.
+    fn transpose_tiles(&self, h: usize, n: usize, d: usize, dst: &mut [f32]) {
+        fn go<T: Copy>(src: &[T], f: impl Fn(T) -> f32, n: usize, d: usize, dst: &mut [f32]) {
+            for (tile, block) in dst.chunks_mut(d * TILE_K).enumerate() {
+                let k0 = tile * TILE_K;
+                let kn = TILE_K.min(n - k0);
+                block.fill(0.0);
+                for (t, key) in src[k0 * d..][..kn * d].chunks_exact(d).enumerate() {
+                    for (c, &x) in key.iter().enumerate() {
+                        block[c * TILE_K + t] = f(x);
+                    }
+                }
+            }
+        }
         match self {
-            Stored::Bf16(x) => x[i].to_f32(),
-            Stored::F16(x) => x[i].to_f32(),
-            Stored::F32(x) => x[i],
+            Stored::Bf16(x) => go(&x[h * n * d..][..n * d], |v| v.to_f32(), n, d, dst),
+            Stored::F16(x) => go(&x[h * n * d..][..n * d], |v| v.to_f32(), n, d, dst),
+            Stored::F32(x) => go(&x[h * n * d..][..n * d], |v| v, n, d, dst),
         }
     }
 
@@ -292,21 +304,7 @@ impl CpuPrepared {
         self.kt32
             .par_chunks_mut(n_pad * d)
             .enumerate()
-            .for_each(|(h, dst)| {
-                for (tile, block) in dst.chunks_mut(d * TILE_K).enumerate() {
-                    let k0 = tile * TILE_K;
-                    let kn = TILE_K.min(n - k0);
-                    for (c, row) in block.chunks_mut(TILE_K).enumerate() {
-                        for (t, x) in row.iter_mut().enumerate() {
-                            *x = if t < kn {
-                                k.get((h * n + k0 + t) * d + c)
-                            } else {
-                                0.0
-                            };
-                        }
-                    }
-                }
-            });
+            .for_each(|(h, dst)| k.transpose_tiles(h, n, d, dst));
         let v = &self.v;
         self.v32
             .par_chunks_mut(n_pad * dp)

@@ -25,7 +25,7 @@ pub fn peak() -> &'static Peak {
     PEAK.get_or_init(|| Peak {
         gflops: measure_sgemm(SGEMM_N, REPS),
         source: format!(
-            "measured sgemm {SGEMM_N}^3 f32, matrixmultiply {} threads, best of {REPS}",
+            "measured sgemm {SGEMM_N}^3 f32, matrixmultiply with {} threads, best of {REPS}",
             matmul_threads()
         ),
     })
@@ -33,7 +33,7 @@ pub fn peak() -> &'static Peak {
 
 /// Threads matrixmultiply uses: `MATMUL_NUM_THREADS`, else the physical cores.
 fn matmul_threads() -> String {
-    std::env::var("MATMUL_NUM_THREADS").unwrap_or_else(|_| "(physical cores)".into())
+    std::env::var("MATMUL_NUM_THREADS").unwrap_or_else(|_| "its default (physical cores)".into())
 }
 
 /// Best rate of `reps` timed `n × n × n` sgemms (after one warm-up), in GFLOP/s.
