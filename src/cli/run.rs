@@ -39,6 +39,9 @@ pub struct RunArgs {
     /// Hide the progress bar.
     #[arg(long)]
     pub quiet: bool,
+    /// Do not write the default charts next to timings.csv.
+    #[arg(long)]
+    pub no_plot: bool,
 }
 
 pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
@@ -93,6 +96,9 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
         "{}",
         SpeedTable::from_rows(&rows, &a.baseline.to_ascii_lowercase()).to_text()
     );
+    if !a.no_plot {
+        super::plot::after_run(&dir, &meta, &rows, &a.baseline);
+    }
     let failed = rows.iter().filter(|r| !r.is_ok()).count();
     let wrong = rows.iter().filter(|r| r.verified == "fail").count();
     println!(
