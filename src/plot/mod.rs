@@ -19,6 +19,7 @@ use crate::variant;
 
 mod compare_chart;
 pub mod draw;
+mod marks;
 mod series;
 
 pub use compare_chart::compare_chart;
