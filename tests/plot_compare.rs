@@ -301,10 +301,10 @@ fn charts_are_valid_png_and_svg_with_every_series() {
     write_run(&ra, &meta("cuda", "NVIDIA A100-SXM4-40GB", Some(312.0)), &a);
     write_run(&rb, &meta("cuda", "NVIDIA H200", None), &b);
     let sources = vec![plot::load_run(&ra).unwrap(), plot::load_run(&rb).unwrap()];
-    let files =
+    let written =
         plot::write_default_charts(&sources, &dir.join("out/cmp"), &ChartOptions::default())
             .unwrap();
-    assert_eq!(files.len(), 6);
+    assert_eq!((written.files.len(), written.skipped.len()), (6, 0));
     for kind in ["time", "throughput", "speedup"] {
         let png = dir.join(format!("out/cmp-{kind}.png"));
         let (w, h, colours, has_xsqa) = png_stats(&png, variant::color_of("xsqa"));
@@ -347,6 +347,29 @@ fn charts_are_valid_png_and_svg_with_every_series() {
     for name in ["SWA", "sSQA", "published: A100 40GB"] {
         assert!(svg.contains(name), "lacks {name}");
     }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn charts_without_baseline_skip_speedup_and_keep_dotted_names() {
+    let dir = scratch("nobase");
+    let rows: Vec<Row> = [1024, 2048]
+        .iter()
+        .map(|&n| row("cpu", "kernel", "xsqa", n, 1, n as f64 / 100.0))
+        .collect();
+    let source = Source::from_run(Some(&meta("cpu", "Some CPU", None)), rows);
+    let w =
+        plot::write_default_charts(&[source], &dir.join("v1.2"), &ChartOptions::default()).unwrap();
+    assert_eq!(w.files.len(), 4);
+    assert!(
+        w.skipped.len() == 1 && w.skipped[0].contains("GQA"),
+        "{:?}",
+        w.skipped
+    );
+    assert!(dir.join("v1.2-time.png").exists() && dir.join("v1.2-throughput.svg").exists());
+    // CPU runs chart GFLOP/s.
+    let svg = std::fs::read_to_string(dir.join("v1.2-throughput.svg")).unwrap();
+    assert!(svg.contains("GFLOP/s") && !svg.contains("TFLOP/s"));
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

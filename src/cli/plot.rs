@@ -52,9 +52,12 @@ pub fn run(a: PlotArgs) -> anyhow::Result<ExitCode> {
         (None, [one]) => one.join("plot"),
         (None, _) => PathBuf::from("plots/combined"),
     };
-    let files = plot::write_default_charts(&sources, &out, &ChartOptions { baseline, at })?;
-    for f in files {
+    let written = plot::write_default_charts(&sources, &out, &ChartOptions { baseline, at })?;
+    for f in &written.files {
         println!("wrote {}", f.display());
+    }
+    for note in &written.skipped {
+        eprintln!("note: {note}");
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -68,11 +71,16 @@ pub fn after_run(dir: &Path, meta: &Meta, rows: &[Row], baseline: &str) {
         ..ChartOptions::default()
     };
     match plot::write_default_charts(&[source], &dir.join("plot"), &opts) {
-        Ok(files) => println!(
-            "wrote {} charts to {}",
-            files.len(),
-            dir.join("plot-*").display()
-        ),
+        Ok(w) => {
+            println!(
+                "wrote {} chart files to {}",
+                w.files.len(),
+                dir.join("plot-*").display()
+            );
+            for note in &w.skipped {
+                eprintln!("note: {note}");
+            }
+        }
         Err(e) => eprintln!("note: no charts: {e}"),
     }
 }

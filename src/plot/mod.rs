@@ -65,11 +65,15 @@ impl Chart {
         }
     }
 
-    /// Writes `<prefix>.png` and `<prefix>.svg`; returns both paths.
+    /// Writes `<prefix>.png` and `<prefix>.svg` (the prefix may hold dots); returns both paths.
     pub fn save(&self, prefix: &Path) -> Result<Vec<PathBuf>> {
         register_font()?;
-        let png = prefix.with_extension("png");
-        let svg = prefix.with_extension("svg");
+        let with = |ext: &str| {
+            let mut p = prefix.as_os_str().to_owned();
+            p.push(ext);
+            PathBuf::from(p)
+        };
+        let (png, svg) = (with(".png"), with(".svg"));
         let fail = |p: &Path, msg: String| Error::Chart(format!("{}: {msg}", p.display()));
         {
             let root = BitMapBackend::new(&png, PNG_SIZE).into_drawing_area();
@@ -308,29 +312,43 @@ pub fn speedup_chart(sources: &[Source], opts: &ChartOptions) -> Result<Chart> {
 }
 
 /// Writes the time, throughput and speedup charts as `<prefix>-{time,throughput,speedup}.{png,svg}`.
+/// The throughput chart is left out when no row has a FLOP rate (published rows), the
+/// speedup chart when the baseline was not measured; `Written::skipped` says so.
 pub fn write_default_charts(
     sources: &[Source],
     prefix: &Path,
     opts: &ChartOptions,
-) -> Result<Vec<PathBuf>> {
+) -> Result<Written> {
+    // Build every chart first: a chart that cannot be made is a note, not a half-written set.
+    let mut charts = vec![("time", time_chart(sources)?)];
+    let mut skipped = Vec::new();
+    for (kind, chart) in [
+        ("throughput", throughput_chart(sources)),
+        ("speedup", speedup_chart(sources, opts)),
+    ] {
+        match chart {
+            Ok(c) => charts.push((kind, c)),
+            Err(Error::Invalid(msg)) => skipped.push(format!("no {kind} chart: {msg}")),
+            Err(e) => return Err(e),
+        }
+    }
     if let Some(parent) = prefix.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
     }
-    let name = prefix
-        .file_name()
-        .map(|n| n.to_string_lossy().to_string())
-        .unwrap_or_default();
-    let path = |kind: &str| prefix.with_file_name(format!("{name}-{kind}"));
-    let mut out = time_chart(sources)?.save(&path("time"))?;
-    // Published rows have no FLOP count: the throughput chart skips them, and is left
-    // out when nothing else is left.
-    match throughput_chart(sources) {
-        Ok(c) => out.extend(c.save(&path("throughput"))?),
-        Err(Error::Invalid(_)) => {}
-        Err(e) => return Err(e),
+    let mut files = Vec::new();
+    for (kind, chart) in charts {
+        let mut path = prefix.as_os_str().to_owned();
+        path.push(format!("-{kind}"));
+        files.extend(chart.save(Path::new(&path))?);
     }
-    out.extend(speedup_chart(sources, opts)?.save(&path("speedup"))?);
-    Ok(out)
+    Ok(Written { files, skipped })
+}
+
+/// Files written, and the charts left out with the reason.
+#[derive(Debug, Clone)]
+pub struct Written {
+    pub files: Vec<PathBuf>,
+    pub skipped: Vec<String>,
 }
 
 /// Loads a run folder (`timings.csv`, and `meta.json` where present) as a chart source.
