@@ -133,14 +133,22 @@ pub fn compare(rows: &[Row], meta: Option<&Meta>, set: &PublishedSet) -> Result<
         };
         return Err(Error::invalid(format!(
             "the run has no (variant, length) in common with the published set '{}' \
-             (published lengths {}; variants xSQA, SQA, sSQA, SWA, MQA, GQA, MHA; \
-             measured lengths {})",
+             (published lengths {}; variants {}; measured lengths {})",
             set.name,
             set.lengths()
                 .into_iter()
                 .map(length_label)
                 .collect::<Vec<_>>()
                 .join(", "),
+            {
+                let mut v: Vec<&str> = set.rows.iter().map(|r| r.variant.as_str()).collect();
+                v.sort_by_key(|k| variant::order_of(k));
+                v.dedup();
+                v.into_iter()
+                    .map(variant::display_name)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            },
             if ours.is_empty() {
                 "none".to_string()
             } else {
@@ -172,6 +180,7 @@ fn differences(
         .iter()
         .map(|c| (c.backend.as_str(), c.scope.as_str()))
         .collect();
+    scopes.sort_unstable();
     scopes.dedup();
     for (backend, scope) in scopes {
         if scope != set.scope {

@@ -29,6 +29,7 @@ pub fn compare_chart(c: &Comparison, at: &[usize], published_device: &str) -> Re
         .iter()
         .map(|r| (r.backend.clone(), r.scope.clone()))
         .collect();
+    backends.sort();
     backends.dedup();
     let mut variants: Vec<&str> = c
         .rows
