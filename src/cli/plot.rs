@@ -29,6 +29,9 @@ pub struct PlotArgs {
     /// Lengths of the speedup chart (the nearest measured lengths are used).
     #[arg(long, default_value = "32k,131k")]
     pub at: String,
+    /// Variants to chart: comma-separated keys, or `all`.
+    #[arg(long, default_value = "all")]
+    pub variants: String,
     /// Add a published set as one more run (whole-model steps, so only comparable by speedup).
     #[arg(long, value_enum)]
     pub published: Option<PublishedChoice>,
@@ -40,12 +43,30 @@ pub fn run(a: PlotArgs) -> anyhow::Result<ExitCode> {
         .key
         .to_string();
     let at = parse_lengths(&a.at).context("--at")?;
+    let keep: Vec<&str> = sqa_bench::variant::parse_list(&a.variants)
+        .context("--variants")?
+        .iter()
+        .map(|v| v.key)
+        .collect();
+    let all = a.variants.trim().eq_ignore_ascii_case("all");
     let mut sources = Vec::new();
     for dir in &a.runs {
         sources.push(plot::load_run(dir)?);
     }
     if let Some(p) = a.published {
         sources.push(plot::published_source(&published::load(p.name())?));
+    }
+    if !all {
+        for s in &mut sources {
+            s.rows.retain(|r| keep.contains(&r.variant.as_str()));
+        }
+        sources.retain(|s| !s.rows.is_empty());
+        if sources.is_empty() {
+            anyhow::bail!(
+                "--variants {}: no measured row of these variants",
+                a.variants
+            );
+        }
     }
     let out = match (&a.out, a.runs.as_slice()) {
         (Some(o), _) => o.clone(),

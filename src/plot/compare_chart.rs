@@ -104,7 +104,7 @@ pub fn compare_chart(c: &Comparison, at: &[usize], published_device: &str) -> Re
         ),
         subtitle: c.citation.clone(),
         y_desc: format!(
-            "speedup over {} (time ratio)",
+            "speedup over {0} ({0} time / time)",
             variant::display_name(BASELINE)
         ),
         groups: lengths.iter().map(|&n| length_label(n)).collect(),

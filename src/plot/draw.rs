@@ -354,33 +354,53 @@ pub fn bar_chart<DB: DrawingBackend>(
     if c.bars.is_empty() {
         return Err("no bars to draw".into());
     }
-    let top = c
+    // Speedups spanning more than 20× (windowed variants next to dense ones) go on a
+    // log axis, with bars growing up (faster) or down (slower) from the reference.
+    let (lo_v, hi_v) = c
         .bars
         .iter()
         .map(|b| b.value)
         .chain(c.reference)
-        .fold(0.0, f64::max)
-        * 1.15;
-    let step = nice_step(top / 6.0);
-    let y_ticks = (0..=((top / step) as usize))
-        .map(|i| i as f64 * step)
-        .collect();
+        .fold((f64::MAX, 0.0f64), |(lo, hi), v| (lo.min(v), hi.max(v)));
+    let log = lo_v > 0.0 && hi_v / lo_v > 20.0;
+    let to_y = move |y: f64| if log { y.log10() } else { y };
+    let (y_range, y_ticks) = if log {
+        let (t, lo, hi) = log10_ticks(lo_v.log10(), hi_v.log10() + 0.05);
+        (lo..hi, t)
+    } else {
+        let top = hi_v * 1.15;
+        let step = nice_step(top / 6.0);
+        let t = (0..=((top / step) as usize))
+            .map(|i| i as f64 * step)
+            .collect();
+        (0.0..top, t)
+    };
+    let base = if log {
+        to_y(c.reference.unwrap_or(lo_v))
+    } else {
+        0.0
+    };
+    let y_desc = if log {
+        format!("{}, log scale", c.y_desc)
+    } else {
+        c.y_desc.clone()
+    };
     let n = c.groups.len() as f64;
     let x_ticks = (0..c.groups.len()).map(|g| g as f64 + 0.5).collect();
     let groups = c.groups.clone();
     let x_fmt = move |x: &f64| groups.get(x.floor() as usize).cloned().unwrap_or_default();
-    let y_fmt = |y: &f64| short_number(*y);
+    let y_fmt = move |y: &f64| short_number(if log { 10f64.powf(*y) } else { *y });
     let mut chart = ChartBuilder::on(&plot)
         .margin(s(12.0))
         .x_label_area_size(s(60.0))
         .y_label_area_size(s(80.0))
-        .build_cartesian_2d(axis(0.0..n, x_ticks), axis(0.0..top, y_ticks))
+        .build_cartesian_2d(axis(0.0..n, x_ticks), axis(y_range, y_ticks))
         .map_err(e)?;
     chart
         .configure_mesh()
         .disable_x_mesh()
         .x_desc("sequence length (tokens)")
-        .y_desc(c.y_desc.as_str())
+        .y_desc(y_desc.as_str())
         .x_label_formatter(&x_fmt)
         .y_label_formatter(&y_fmt)
         .label_style(font(17.0 * scale))
@@ -398,24 +418,31 @@ pub fn bar_chart<DB: DrawingBackend>(
     let width = 0.84 / c.slots.max(1) as f64;
     for b in &c.bars {
         let left = b.group as f64 + 0.08 + b.slot as f64 * width;
-        let (p0, p1) = (
-            px(left + width * 0.06, b.value),
-            px(left + width * 0.94, 0.0),
+        let (end, start) = (
+            px(left + width * 0.06, to_y(b.value)),
+            px(left + width * 0.94, base),
         );
+        let (p0, p1) = ((end.0, end.1.min(start.1)), (start.0, end.1.max(start.1)));
         bar_box(&area, p0, p1, b.color, b.style, scale)?;
-        // Values above the bars where they fit ("12.34" is about 30 px wide at 12 px).
+        // The value beyond the bar's end where it fits ("12.34" is about 30 px at 12 px).
         if (p1.0 - p0.0) as f64 >= 30.0 * scale {
-            let style = font(12.0 * scale).pos(Pos::new(HPos::Center, VPos::Bottom));
+            let up = end.1 <= start.1;
+            let (v, dy) = if up {
+                (VPos::Bottom, -3.0)
+            } else {
+                (VPos::Top, 3.0)
+            };
+            let style = font(12.0 * scale).pos(Pos::new(HPos::Center, v));
             area.draw_text(
                 &format!("{:.2}", b.value),
                 &style,
-                ((p0.0 + p1.0) / 2, p0.1 - s(3.0) as i32),
+                ((p0.0 + p1.0) / 2, end.1 + (dy * scale) as i32),
             )
             .map_err(e)?;
         }
     }
     if let Some(r) = c.reference {
-        let (l, rr) = (px(0.0, r), px(n, r));
+        let (l, rr) = (px(0.0, to_y(r)), px(n, to_y(r)));
         polyline(&area, &[l, rr], (0, 0, 0), 1, s(1.5), scale)?;
     }
     legend(&side, &c.legend, scale)

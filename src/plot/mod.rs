@@ -302,7 +302,10 @@ pub fn speedup_chart(sources: &[Source], opts: &ChartOptions) -> Result<Chart> {
     Ok(Chart::Bars(BarChart {
         title: format!("Speedup over {} (× faster)", variant::display_name(base)),
         subtitle: subtitle(sources),
-        y_desc: format!("speedup over {} (time ratio)", variant::display_name(base)),
+        y_desc: format!(
+            "speedup over {0} ({0} time / time)",
+            variant::display_name(base)
+        ),
         groups: at.iter().map(|&n| length_label(n)).collect(),
         slots: slots.len(),
         bars,
