@@ -373,6 +373,35 @@ fn charts_without_baseline_skip_speedup_and_keep_dotted_names() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+#[test]
+fn wide_speedups_go_on_a_log_axis() {
+    let dir = scratch("log");
+    let rows = vec![
+        row("cpu", "kernel", "gqa", 4096, 1, 100.0),
+        row("cpu", "kernel", "sqa", 4096, 1, 50.0),
+        row("cpu", "kernel", "swa", 4096, 1, 1.0),
+    ];
+    let source = Source::from_run(None, rows.clone());
+    let opts = ChartOptions::default();
+    plot::speedup_chart(&[source], &opts)
+        .unwrap()
+        .save(&dir.join("wide"))
+        .unwrap();
+    let svg = std::fs::read_to_string(dir.join("wide.svg")).unwrap();
+    assert!(svg.contains("log scale") && svg.contains("SWA") && svg.contains("4k"));
+    let narrow = Source::from_run(None, rows[..2].to_vec());
+    plot::speedup_chart(&[narrow], &opts)
+        .unwrap()
+        .save(&dir.join("narrow"))
+        .unwrap();
+    let svg = std::fs::read_to_string(dir.join("narrow.svg")).unwrap();
+    assert!(
+        !svg.contains("log scale") && svg.contains("2.00"),
+        "value label on the bar"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 fn cli(args: &[&str]) -> (i32, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_sqa-bench"))
         .args(args)

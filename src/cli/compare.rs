@@ -22,6 +22,9 @@ pub struct CompareArgs {
     /// Published set to compare with.
     #[arg(long, value_enum, default_value_t = PublishedChoice::Paper)]
     pub published: PublishedChoice,
+    /// Lengths of the speedup chart (the nearest compared lengths are used).
+    #[arg(long, default_value = "32k,131k")]
+    pub at: String,
     /// Output format of the printed table.
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
@@ -37,6 +40,7 @@ pub fn run(a: CompareArgs) -> anyhow::Result<ExitCode> {
     } else {
         None
     };
+    let at = sqa_bench::plan::parse_lengths(&a.at).context("--at")?;
     let set = published::load(a.published.name())?;
     let cmp = compare::compare(&rows, meta.as_ref(), &set)
         .with_context(|| format!("{}", a.run.display()))?;
@@ -51,7 +55,7 @@ pub fn run(a: CompareArgs) -> anyhow::Result<ExitCode> {
     };
     let mut files = vec![write("csv", cmp.to_csv())?, write("md", cmp.to_markdown())?];
     let chart_prefix = a.run.join(format!("compare-{}-speedup", set.name));
-    match plot::compare_chart(&cmp, &[32768, 131072], &set.device) {
+    match plot::compare_chart(&cmp, &at, &set.device) {
         Ok(chart) => files.extend(chart.save(&chart_prefix)?),
         Err(e) => eprintln!("note: no speedup chart: {e}"),
     }
