@@ -169,6 +169,9 @@ fn subtitle(sources: &[Source]) -> String {
 /// Forward time per call over sequence length, log-log.
 pub fn time_chart(sources: &[Source]) -> Result<Chart> {
     let (series, groups) = series::build(sources);
+    if series.is_empty() {
+        return Err(Error::invalid("no measured row (status ok) to chart"));
+    }
     let lines = series
         .iter()
         .map(|s| Line {
