@@ -10,8 +10,11 @@ use sqa_bench::plan::{parse_lengths, BatchRule, PlanSpec};
 use sqa_bench::problem::{Dtype, ModelDims, Pattern, Scope};
 use sqa_bench::variant::{self, DEFAULT_WINDOW};
 
+mod compare;
 mod list;
+mod plot;
 mod run;
+mod table;
 mod verify;
 
 #[derive(Debug, Parser)]
@@ -33,6 +36,12 @@ pub enum Command {
     List(list::ListArgs),
     /// Check every kernel of a backend against the fp64 reference.
     Verify(verify::VerifyArgs),
+    /// Charts (PNG and SVG) of one or several runs: time, throughput, speedup.
+    Plot(plot::PlotArgs),
+    /// Compare a run with the published SQA timings (arXiv 2510.01817).
+    Compare(compare::CompareArgs),
+    /// Print a run's main table (variants × lengths) as text, markdown, LaTeX or CSV.
+    Table(table::TableArgs),
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -40,6 +49,27 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Run(a) => run::run(a),
         Command::List(a) => list::run(a),
         Command::Verify(a) => verify::run(a),
+        Command::Plot(a) => plot::run(a),
+        Command::Compare(a) => compare::run(a),
+        Command::Table(a) => table::run(a),
+    }
+}
+
+/// A published set of SQA timings (`results/published/`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum PublishedChoice {
+    /// arXiv 2510.01817 Table 3: seconds per step.
+    Paper,
+    /// The announcement post: 50-step totals (and the 500k H100 rows).
+    Post,
+}
+
+impl PublishedChoice {
+    pub fn name(self) -> &'static str {
+        match self {
+            PublishedChoice::Paper => "paper",
+            PublishedChoice::Post => "post",
+        }
     }
 }
 

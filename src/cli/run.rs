@@ -42,6 +42,9 @@ pub struct RunArgs {
     /// Print the validated plan (one line per problem) and exit without running or writing.
     #[arg(long)]
     pub dry_run: bool,
+    /// Do not write the default charts next to timings.csv.
+    #[arg(long)]
+    pub no_plot: bool,
 }
 
 pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
@@ -102,6 +105,9 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
     );
     if let Some(summary) = peak_summary(&rows, &meta.device_info) {
         print!("{summary}");
+    }
+    if !a.no_plot {
+        super::plot::after_run(&dir, &meta, &rows, &a.baseline);
     }
     let failed = rows.iter().filter(|r| !r.is_ok()).count();
     let wrong = rows.iter().filter(|r| r.verified == "fail").count();
