@@ -113,16 +113,16 @@ fn mma_result_depends_on_every_fragment_element() {
 fn cp_async_lands_at_its_wait_and_zero_fills() {
     let src: [f32; 64] = std::array::from_fn(|i| i as f32 + 0.5);
     let r = selftest::cp_async(&src).expect("cp.async kernel");
-    for i in 0..64 {
+    for (i, &x) in src.iter().enumerate() {
         let zero_fill = (i / 4) % 3 == 0;
         assert!(r.before[i].is_nan(), "element {i} visible before its wait");
         assert_eq!(
             r.mid0[i],
-            if zero_fill { 0.0 } else { src[i] },
+            if zero_fill { 0.0 } else { x },
             "group 0, element {i}"
         );
         assert!(r.mid1[i].is_nan(), "group 1 landed before wait_group 0");
-        assert_eq!(r.after[i], src[i], "group 1, element {i}");
+        assert_eq!(r.after[i], x, "group 1, element {i}");
     }
 }
 
