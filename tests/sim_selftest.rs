@@ -127,6 +127,22 @@ fn cp_async_lands_at_its_wait_and_zero_fills() {
 }
 
 #[test]
+fn dynamic_shared_memory_is_poisoned_in_every_block() {
+    let src: [f32; 64] = std::array::from_fn(|i| 100.0 + i as f32);
+    let (before, after) = selftest::dynamic_smem(&src).expect("dynamic smem kernel");
+    for block in 0..2 {
+        for i in 0..64 {
+            let e = 64 * block + i;
+            assert!(
+                before[e].is_nan(),
+                "block {block}: element {i} not poisoned"
+            );
+            assert_eq!(after[e], src[(i + 4) % 64], "block {block}: element {i}");
+        }
+    }
+}
+
+#[test]
 fn conversions_round_like_the_half_crate() {
     let mut x: Vec<f32> = vec![
         0.0,

@@ -42,6 +42,13 @@ extern "C" {
         err: *mut c_char,
         len: c_int,
     ) -> c_int;
+    fn sqa_sim_test_dynamic_smem(
+        src: *const f32,
+        before: *mut f32,
+        after: *mut f32,
+        err: *mut c_char,
+        len: c_int,
+    ) -> c_int;
     fn sqa_sim_test_pack(
         pairs: c_int,
         input: *const f32,
@@ -184,6 +191,28 @@ pub fn cp_async(src: &[f32; 64]) -> Result<CpAsync> {
         mid1,
         after,
     })
+}
+
+/// `sim_test_dynamic_smem` on 64 source floats: (before, after), 128 floats each
+/// (two blocks): the dynamic shared memory before any write, and after a cp.async by
+/// each thread and a barrier, read rotated by one thread.
+pub fn dynamic_smem(src: &[f32; 64]) -> Result<(Vec<f32>, Vec<f32>)> {
+    let src = Aligned(*src);
+    let (mut before, mut after) = (vec![0f32; 128], vec![0f32; 128]);
+    let mut err = [0 as c_char; ERR_LEN];
+    // SAFETY: the source is 64 floats aligned to 16 bytes, the outputs 128 floats each,
+    // as the two-block kernel expects; nothing is kept after the call.
+    let rc = unsafe {
+        sqa_sim_test_dynamic_smem(
+            src.0.as_ptr(),
+            before.as_mut_ptr(),
+            after.as_mut_ptr(),
+            err.as_mut_ptr(),
+            ERR_LEN as c_int,
+        )
+    };
+    check(rc, &err)?;
+    Ok((before, after))
 }
 
 /// What `sim_test_pack` produced for each pair (x[2i], x[2i+1]).

@@ -163,3 +163,18 @@ extern "C" __global__ void sim_test_pack(const float* in, uint32_t* packed_bf16,
     scalar_bf16[t] = from_float<bf16_t>(in[2 * t]).bits;
     scalar_f16[t] = from_float<f16_t>(in[2 * t]).bits;
 }
+
+// Two blocks of 16 threads, 64 floats of dynamic shared memory. Per block b:
+// before[64b + i] = the buffer before anything is written (the simulator's poison, in
+// every block), after[64b + i] = src[(i + 4) % 64], written by cp.async of another
+// thread and read after the barrier.
+extern "C" __global__ void sim_test_dynamic_smem(const float* src, float* before, float* after) {
+    SQA_DYNAMIC_SMEM(float, buf);
+    const int t = threadIdx.x, o = 4 * t, base = 64 * blockIdx.x;
+    for (int i = 0; i < 4; ++i) before[base + o + i] = buf[o + i];
+    cp_async_16(&buf[o], &src[o], true);
+    cp_async_commit();
+    cp_async_wait<0>();
+    block_sync();
+    for (int i = 0; i < 4; ++i) after[base + o + i] = buf[(o + i + 4) % 64];
+}
