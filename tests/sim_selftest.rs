@@ -6,7 +6,7 @@
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use sqa_bench::problem::Dtype;
-use sqa_bench::sim::selftest::{self, Fragments, BLOCK};
+use sqa_bench::sim::selftest::{self, Divergence, Fragments, BLOCK};
 use sqa_bench::verify::{compare, Tolerance};
 
 #[test]
@@ -30,14 +30,23 @@ fn shuffles_exchange_and_reduce_within_each_warp() {
 
 #[test]
 fn divergent_shuffle_is_reported() {
-    for threads in [false, true] {
-        let e = selftest::diverge(threads).expect_err("divergent shuffle must fail");
-        let msg = e.to_string();
-        assert!(msg.contains("divergence"), "threads={threads}: {msg}");
-        assert!(
-            msg.contains("block (0,0,0) thread"),
-            "threads={threads}: {msg}"
-        );
+    for how in [
+        Divergence::Exits,
+        Divergence::Barrier,
+        Divergence::OtherCollective,
+    ] {
+        for threads in [false, true] {
+            let e = selftest::diverge(how, threads).expect_err("divergent shuffle must fail");
+            let msg = e.to_string();
+            assert!(
+                msg.contains("divergence"),
+                "{how:?} threads={threads}: {msg}"
+            );
+            assert!(
+                msg.contains("block (0,0,0) thread"),
+                "{how:?} threads={threads}: {msg}"
+            );
+        }
     }
 }
 

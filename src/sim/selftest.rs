@@ -12,6 +12,7 @@ extern "C" {
     fn sqa_sim_test_shfl(out: *mut f32, threads_mode: c_int, err: *mut c_char, len: c_int)
         -> c_int;
     fn sqa_sim_test_diverge(
+        how: c_int,
         out: *mut f32,
         threads_mode: c_int,
         err: *mut c_char,
@@ -92,9 +93,35 @@ pub fn shfl(threads: bool) -> Result<Vec<f32>> {
     run64(6, threads, sqa_sim_test_shfl)
 }
 
-/// `sim_test_diverge`: half of each warp skips a shuffle (must fail).
-pub fn diverge(threads: bool) -> Result<Vec<f32>> {
-    run64(1, threads, sqa_sim_test_diverge)
+/// What the other half of each warp does in `sim_test_diverge`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Divergence {
+    /// Skips the shuffle and exits.
+    Exits = 0,
+    /// Waits at a barrier.
+    Barrier = 1,
+    /// Runs a different warp collective (an mma).
+    OtherCollective = 2,
+}
+
+/// `sim_test_diverge`: half of each warp runs a shuffle, the other half does `how`
+/// (must fail).
+pub fn diverge(how: Divergence, threads: bool) -> Result<Vec<f32>> {
+    let mut out = vec![0f32; BLOCK];
+    let mut err = [0 as c_char; ERR_LEN];
+    // SAFETY: `out` holds the BLOCK floats the kernel writes at most, `err` ERR_LEN
+    // bytes; neither is kept after the call.
+    let rc = unsafe {
+        sqa_sim_test_diverge(
+            how as c_int,
+            out.as_mut_ptr(),
+            threads as c_int,
+            err.as_mut_ptr(),
+            ERR_LEN as c_int,
+        )
+    };
+    check(rc, &err)?;
+    Ok(out)
 }
 
 /// `sim_test_deadlock`: only the first warp reaches a barrier (must fail).

@@ -17,10 +17,22 @@ extern "C" __global__ void sim_test_shfl(float* out) {
     out[6 * tid + 5] = sum;
 }
 
-// Half of each warp skips the shuffle: the simulator must report divergence.
-extern "C" __global__ void sim_test_diverge(float* out) {
+// Half of each warp takes part in a shuffle while the other half (how = 0) skips it
+// and exits, (1) waits at a barrier, or (2) runs a different warp collective (an mma).
+// The simulator must report divergence.
+extern "C" __global__ void sim_test_diverge(int how, float* out) {
     const int tid = threadIdx.x;
-    if (tid % 32 < 16) out[tid] = warp_shfl_xor(1.0f, 1);
+    if (tid % 32 < 16) {
+        out[tid] = warp_shfl_xor(1.0f, 1);
+    } else if (how == 1) {
+        block_sync();
+    } else if (how == 2) {
+        const uint32_t a[4] = {0, 0, 0, 0}, b[2] = {0, 0};
+        const float c[4] = {0, 0, 0, 0};
+        float d[4];
+        mma_m16n8k16_bf16(d, a, b, c);
+        out[tid] = d[0];
+    }
 }
 
 // Only the first warp reaches the barrier: the simulator must report a deadlock.

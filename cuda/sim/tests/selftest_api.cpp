@@ -8,7 +8,7 @@
 #include "launch.h"
 
 extern "C" void sim_test_shfl(float* out);
-extern "C" void sim_test_diverge(float* out);
+extern "C" void sim_test_diverge(int how, float* out);
 extern "C" void sim_test_deadlock(float* out);
 extern "C" void sim_test_mma_bf16(int mode, const uint16_t* a, const uint16_t* b, const float* c, float* d);
 extern "C" void sim_test_mma_f16(int mode, const uint16_t* a, const uint16_t* b, const float* c, float* d);
@@ -34,10 +34,11 @@ extern "C" int sqa_sim_test_shfl(float* out, int threads_mode, char* err, int er
                   err_len);
 }
 
-// 64 threads; out has 64 floats.
-extern "C" int sqa_sim_test_diverge(float* out, int threads_mode, char* err, int err_len) {
-    return report(sqa_sim::launch(dim3(1), dim3(64), 0, mode_of(threads_mode), [&] { sim_test_diverge(out); }), err,
-                  err_len);
+// 64 threads; out has 64 floats; `how` as in selftest.cu.
+extern "C" int sqa_sim_test_diverge(int how, float* out, int threads_mode, char* err, int err_len) {
+    return report(
+        sqa_sim::launch(dim3(1), dim3(64), 0, mode_of(threads_mode), [&] { sim_test_diverge(how, out); }), err,
+        err_len);
 }
 
 // 64 threads; out has 64 floats.
