@@ -41,7 +41,15 @@
 
 #include "sim.h"
 
-#if !defined(__x86_64__)
+// The hand-written switch on x86-64; ucontext elsewhere, or when SQA_SIM_UCONTEXT is
+// defined (to test that path).
+#if defined(__x86_64__) && !defined(SQA_SIM_UCONTEXT)
+#define SQA_SIM_ASM_SWITCH 1
+#else
+#define SQA_SIM_ASM_SWITCH 0
+#endif
+
+#if !SQA_SIM_ASM_SWITCH
 #include <ucontext.h>
 #endif
 
@@ -112,7 +120,7 @@ struct Thread {
     int tid = 0;
     St st = St::Ready;
     void* sp = nullptr;  // saved stack pointer of the fiber (x86-64)
-#if !defined(__x86_64__)
+#if !SQA_SIM_ASM_SWITCH
     ucontext_t ctx;
 #endif
     const void* in = nullptr;  // operand posted to the current collective
@@ -147,7 +155,7 @@ struct Block {
     unsigned char* dyn = nullptr;
     size_t dyn_bytes = 0;
     void* sched_sp = nullptr;
-#if !defined(__x86_64__)
+#if !SQA_SIM_ASM_SWITCH
     ucontext_t sched_ctx;
 #endif
     std::recursive_mutex mu;  // threads mode only
@@ -170,7 +178,7 @@ struct Guard {
 
 // ----- fibers -----------------------------------------------------------------------
 
-#if defined(__x86_64__)
+#if SQA_SIM_ASM_SWITCH
 // sqa_sim_switch(save, load): saves the callee-saved state on the current stack,
 // stores the stack pointer in *save, and resumes the stack `load`.
 asm(R"(
@@ -239,7 +247,7 @@ struct Stacks {
 };
 
 void to_scheduler(Thread* t, Block* b) {
-#if defined(__x86_64__)
+#if SQA_SIM_ASM_SWITCH
     sqa_sim_switch(&t->sp, b->sched_sp);
 #else
     swapcontext(&t->ctx, &b->sched_ctx);
@@ -255,14 +263,14 @@ void fiber_main(Thread* t) {
     for (;;) to_scheduler(t, b);  // never resumed once done
 }
 
-#if !defined(__x86_64__)
+#if !SQA_SIM_ASM_SWITCH
 void fiber_entry_uc(unsigned lo, unsigned hi) {
     fiber_main(reinterpret_cast<Thread*>(((uintptr_t)hi << 32) | lo));
 }
 #endif
 
 void fiber_init(Thread* t, Block* b, unsigned char* top, unsigned char* bottom) {
-#if defined(__x86_64__)
+#if SQA_SIM_ASM_SWITCH
     (void)b;
     (void)bottom;
     // Frame popped by sqa_sim_switch: [mxcsr, fpucw][r15][r14][r13][r12][rbx][rbp][ret].
@@ -292,7 +300,7 @@ void fiber_init(Thread* t, Block* b, unsigned char* top, unsigned char* bottom) 
 
 void resume(Thread* t, Block* b) {
     t_self = t;
-#if defined(__x86_64__)
+#if SQA_SIM_ASM_SWITCH
     sqa_sim_switch(&b->sched_sp, t->sp);
 #else
     swapcontext(&b->sched_ctx, &t->ctx);
