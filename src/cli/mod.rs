@@ -12,6 +12,7 @@ use sqa_bench::plan::{parse_lengths, BatchRule, PlanSpec};
 use sqa_bench::problem::{Dtype, Pattern, Scope};
 use sqa_bench::variant::{self, DEFAULT_WINDOW};
 
+mod doctor;
 mod kernels;
 mod list;
 mod run;
@@ -38,6 +39,8 @@ pub enum Command {
     Verify(verify::VerifyArgs),
     /// Compile every CUDA kernel to PTX (no GPU needed) and print ptxas' resource report.
     Kernels(kernels::KernelsArgs),
+    /// Show what the CUDA backend finds (driver, GPU, NVRTC, NVML) and load every kernel.
+    Doctor(doctor::DoctorArgs),
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -46,6 +49,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::List(a) => list::run(a),
         Command::Verify(a) => verify::run(a),
         Command::Kernels(a) => kernels::run(a),
+        Command::Doctor(a) => doctor::run(a),
     }
 }
 

@@ -58,8 +58,13 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
         _ => (GPU_LENGTHS, BatchRule::TokensPerStep(GPU_TOKENS_PER_STEP)),
     };
     let plan = a.shape.plan_spec(lengths, batch, Scope::Kernel)?.build()?;
+    // Refuse bad input before anything is written; a problem that does not fit memory
+    // becomes a row with status `oom` and the sweep goes on.
     for p in &plan {
-        backend.check(p)?;
+        match backend.check(p) {
+            Err(sqa_bench::Error::OutOfMemory { .. }) | Ok(()) => {}
+            Err(e) => return Err(e.into()),
+        }
     }
     results::check_writable(&a.out)
         .with_context(|| format!("output folder {}", a.out.display()))?;

@@ -14,9 +14,6 @@ use sqa_bench::report::align;
 use sqa_bench::variant;
 use sqa_bench::verify::{run_check, sample_rows};
 
-/// Small lengths checked in full: one row, odd sizes, a non-multiple of every tile.
-const SMALL_LENGTHS: &[usize] = &[1, 7, 129, 1000];
-
 #[derive(Debug, Args)]
 pub struct VerifyArgs {
     #[arg(long, value_enum, default_value_t = Choice::Auto)]
@@ -27,6 +24,9 @@ pub struct VerifyArgs {
     /// Head dimensions to check.
     #[arg(long, default_value = "16,32,64,128", value_delimiter = ',')]
     pub d_head: Vec<usize>,
+    /// Small lengths checked in full (every output row).
+    #[arg(long, default_value = "1,7,129,1000")]
+    pub small_seqlen: String,
     /// Long lengths checked on sampled rows (default: 4k on the CPU, 32k,131k on a GPU).
     #[arg(long)]
     pub seqlen: Option<String>,
@@ -63,6 +63,8 @@ pub fn run(a: VerifyArgs) -> anyhow::Result<ExitCode> {
     if a.d_head.is_empty() || a.d_head.contains(&0) {
         anyhow::bail!("--d-head needs positive head dimensions");
     }
+    // Default small lengths: one row, odd sizes, a non-multiple of every tile.
+    let small_lengths = parse_lengths(&a.small_seqlen)?;
     let opts = kernel_options(&a.kernel)?;
     let selected = backend::select(a.backend, &opts[0])?;
     if let Some(note) = &selected.note {
@@ -112,7 +114,7 @@ pub fn run(a: VerifyArgs) -> anyhow::Result<ExitCode> {
                 dtype: a.dtype,
                 scope: Scope::Kernel,
             };
-            let small = spec(SMALL_LENGTHS, 2).build()?;
+            let small = spec(&small_lengths, 2).build()?;
             let big = spec(&long, 1).build()?;
             for (backend, (p, full)) in backends.iter().flat_map(|b| {
                 small
