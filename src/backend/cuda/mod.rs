@@ -51,11 +51,12 @@ impl Default for CudaOptions {
 }
 
 pub struct CudaBackend {
-    dev: Device,
-    opts: CudaOptions,
+    // Fields drop in order: modules and buffers before the device's context.
     modules: Mutex<HashMap<&'static str, Arc<CudaModule>>>,
     flush: OnceLock<DeviceBuffer>,
     telemetry_start: serde_json::Value,
+    opts: CudaOptions,
+    dev: Device,
 }
 
 impl CudaBackend {
@@ -248,3 +249,8 @@ impl Backend for CudaBackend {
         Ok(Box::new(prepared))
     }
 }
+
+#[cfg(all(feature = "cuda-12", feature = "cuda-13"))]
+compile_error!(
+    "pick one CUDA major: `--no-default-features --features cuda-12` for CUDA 12 drivers"
+);
