@@ -320,9 +320,9 @@ mod tests {
         );
         assert_eq!(
             published_peak("NVIDIA A100-SXM4-80GB"),
-            None,
-            "not a whole word"
+            Some((312.0, "A100"))
         );
+        assert_eq!(published_peak("NVIDIA A1000"), None, "whole words only");
         assert_eq!(
             published_peak("NVIDIA A100 80GB PCIe"),
             Some((312.0, "A100"))
