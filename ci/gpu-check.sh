@@ -25,6 +25,18 @@ if [[ ! -x $BIN ]]; then
 fi
 mkdir -p "$OUT" || exit 2
 OUT=$(cd "$OUT" && pwd)
+# NVRTC: the binary searches the toolkit folders and the usual Python prefixes itself
+# (`doctor` lists them). Without a toolkit, also ask this machine's Python where NVIDIA's
+# pip wheels (PyTorch's NVRTC) live.
+if [[ -z ${SQA_BENCH_CUDA_LIB_DIR:-} ]] && ! compgen -G "/usr/local/cuda*/lib64/libnvrtc.so.1[23]" >/dev/null &&
+    command -v python3 >/dev/null 2>&1; then
+    PY_NVRTC=$(python3 -c '
+import os, site
+roots = site.getsitepackages() + [site.getusersitepackages()]
+dirs = [os.path.join(r, "nvidia", w, "lib") for r in roots for w in ("cu13", "cu12", "cuda_nvrtc")]
+print(":".join(d for d in dirs if os.path.isdir(d)))' 2>/dev/null)
+    [[ -n $PY_NVRTC ]] && export SQA_BENCH_CUDA_LIB_DIR=$PY_NVRTC && echo "SQA_BENCH_CUDA_LIB_DIR=$PY_NVRTC"
+fi
 # Compiled kernels are cached inside OUTDIR: a rerun starts at once, a fresh OUTDIR compiles.
 export SQA_BENCH_CACHE_DIR=${SQA_BENCH_CACHE_DIR:-$OUT/kernel-cache}
 
