@@ -50,6 +50,11 @@
 extern "C" char __start_sqa_sim_shared[] __attribute__((weak, visibility("hidden")));
 extern "C" char __stop_sqa_sim_shared[] __attribute__((weak, visibility("hidden")));
 
+// A few bytes of the section defined here keep it present in binaries whose kernels
+// have no static shared memory (the runtime reads it, so section garbage collection
+// keeps it too).
+__attribute__((section("sqa_sim_shared"), used)) static unsigned char g_shared_anchor[16];
+
 namespace sqa_sim {
 
 // ----- 16-bit float conversions ---------------------------------------------------
@@ -118,7 +123,9 @@ struct Thread {
 
 struct Warp {
     int lanes = 0;
-    int arrived = 0;
+    int arrived = 0;     // lanes waiting in the current collective
+    int at_barrier = 0;  // lanes waiting at block_sync
+    int done = 0;        // lanes that exited
     const void* tag = nullptr;
 };
 
@@ -325,9 +332,20 @@ std::string format(const char* fmt, ...) {
 }
 
 void set_state(Block* b, Thread* t, St st) {
+    Warp& w = b->warps[t->tid / 32];
     if (t->st == St::Ready) --b->running;
+    if (t->st == St::Barrier) --w.at_barrier;
     if (st == St::Ready) ++b->running;
+    if (st == St::Barrier) ++w.at_barrier;
+    if (st == St::Done) ++w.done;
     t->st = st;
+}
+
+// The first lane of warp `wi` in state `st` (for error messages).
+int first_lane_in(const Block* b, int wi, St st) {
+    for (int l = 0; l < b->warps[wi].lanes; ++l)
+        if (b->threads[wi * 32 + l].st == st) return l;
+    return -1;
 }
 
 // Blocks the calling thread until another thread releases it (t->st back to Ready).
@@ -407,15 +425,12 @@ void warp_collective(const void* tag, const void* in, void* out, CollectiveRun r
     const int wi = t->tid / 32;
     Warp& w = b->warps[wi];
     const int first = wi * 32;
-    for (int l = 0; l < w.lanes; ++l) {
-        const Thread& o = b->threads[first + l];
-        if (o.st == St::Done)
-            fail_here(b, t, format("divergence: lane %d entered a warp collective after lane %d of warp %d exited",
-                                   t->tid % 32, l, wi));
-        if (o.st == St::Barrier)
-            fail_here(b, t, format("divergence: lane %d entered a warp collective while lane %d of warp %d waits at block_sync",
-                                   t->tid % 32, l, wi));
-    }
+    if (w.done > 0)
+        fail_here(b, t, format("divergence: lane %d entered a warp collective after lane %d of warp %d exited",
+                               t->tid % 32, first_lane_in(b, wi, St::Done), wi));
+    if (w.at_barrier > 0)
+        fail_here(b, t, format("divergence: lane %d entered a warp collective while lane %d of warp %d waits at block_sync",
+                               t->tid % 32, first_lane_in(b, wi, St::Barrier), wi));
     if (w.arrived == 0) {
         w.tag = tag;
     } else if (w.tag != tag) {
@@ -538,6 +553,7 @@ std::string launch(dim3 grid, dim3 block, size_t dynamic_smem_bytes, Mode mode, 
     if (grid.x == 0 || grid.y == 0 || grid.z == 0) return "empty grid";
     // build.rs moves every `__shared__` variable into this section; without it the
     // poison would silently be missing.
+    (void)*static_cast<volatile unsigned char*>(g_shared_anchor);
     if (!shared_begin() || shared_end() <= shared_begin())
         return "no sqa_sim_shared section: static shared memory cannot be poisoned (see build.rs)";
     std::lock_guard<std::mutex> launch_lock(g_launch_mu);
