@@ -5,12 +5,16 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
+use sqa_bench::backend::cuda::kernels::KernelChoice;
+use sqa_bench::backend::cuda::CudaOptions;
 use sqa_bench::measure::MeasureConfig;
 use sqa_bench::plan::{parse_lengths, BatchRule, PlanSpec};
 use sqa_bench::problem::{Dtype, ModelDims, Pattern, Scope};
 use sqa_bench::variant::{self, DEFAULT_WINDOW};
 
 mod compare;
+mod doctor;
+mod kernels;
 mod list;
 mod plot;
 mod run;
@@ -42,6 +46,10 @@ pub enum Command {
     Compare(compare::CompareArgs),
     /// Print a run's main table (variants × lengths) as text, markdown, LaTeX or CSV.
     Table(table::TableArgs),
+    /// Compile every CUDA kernel to PTX (no GPU needed) and print ptxas' resource report.
+    Kernels(kernels::KernelsArgs),
+    /// Show what the CUDA backend finds (driver, GPU, NVRTC, NVML) and load every kernel.
+    Doctor(doctor::DoctorArgs),
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -49,6 +57,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Run(a) => run::run(a),
         Command::List(a) => list::run(a),
         Command::Verify(a) => verify::run(a),
+        Command::Kernels(a) => kernels::run(a),
+        Command::Doctor(a) => doctor::run(a),
         Command::Plot(a) => plot::run(a),
         Command::Compare(a) => compare::run(a),
         Command::Table(a) => table::run(a),
@@ -239,5 +249,26 @@ impl MeasureArgs {
         };
         cfg.validate()?;
         Ok(cfg)
+    }
+}
+
+/// Flags of the CUDA backend (ignored on the CPU).
+#[derive(Debug, Args)]
+pub struct CudaArgs {
+    /// CUDA kernel family: `auto` (mma where available, else simple) or a family name.
+    #[arg(long, default_value = "auto")]
+    pub kernel: String,
+    /// Do not flush the L2 cache between timed runs (warm-cache timings).
+    #[arg(long)]
+    pub no_l2_flush: bool,
+}
+
+impl CudaArgs {
+    pub fn options(&self) -> anyhow::Result<CudaOptions> {
+        Ok(CudaOptions {
+            kernel: KernelChoice::parse(&self.kernel)?,
+            l2_flush: !self.no_l2_flush,
+            ..CudaOptions::default()
+        })
     }
 }
