@@ -25,8 +25,8 @@
  *
  *   Why d16 is different: per visible (query, key) pair the tensor cores do 4d FLOPs but the
  *   softmax needs one exponential. An H100/H200 SM has 16 ex2/clock against ~2048 bf16 FMA/clock
- *   (dense mma), so for d <= 64 the exponential unit, not the matrix unit, bounds the speed
- *   (at d16 by a factor ~4). The kernel therefore spends exactly one FMA and one ex2.approx
+ *   (dense tensor peak), i.e. 2048 / (2d) pairs/clock: the two bounds meet at d64, and below it
+ *   the exponential unit, not the matrix unit, bounds the speed (d32 by 2x, d16 by 4x). The kernel therefore spends exactly one FMA and one ex2.approx
  *   per score, never computes a tile no row can see, and uses 128-key tiles at d16.
  *
  *   Every block stages its Q tile (128 x D) through the second K/V stage (2 * BLOCK_K * D >=
