@@ -16,6 +16,7 @@ pub mod problem;
 pub mod reference;
 pub mod report;
 pub mod results;
+pub mod sim;
 pub mod sweep;
 pub mod sysinfo;
 pub mod variant;
