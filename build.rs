@@ -43,7 +43,11 @@ fn main() {
 
     let simple = cuda.join("attention_simple.cu");
     let source = fs::read_to_string(&simple).expect("read cuda/attention_simple.cu");
-    let mut kernels = vec![simple, cuda.join("sim/tests/selftest.cu")];
+    let mut kernels = vec![
+        simple,
+        cuda.join("attention_mma.cu"),
+        cuda.join("sim/tests/selftest.cu"),
+    ];
     for m in MUTANTS {
         kernels.push(write_mutant(&source, m, &out));
     }
@@ -78,7 +82,9 @@ fn base_build(cuda: &Path) -> cc::Build {
         .define("SQA_SIM", None)
         .include(cuda)
         .include(cuda.join("sim"))
-        .flag_if_supported("-Wno-unused-parameter");
+        .flag_if_supported("-Wno-unused-parameter")
+        // `#pragma unroll` is for NVRTC; the host compiler may ignore it.
+        .flag_if_supported("-Wno-unknown-pragmas");
     build
 }
 
