@@ -19,7 +19,7 @@ j / (H_eff / H_kv). For H_q >= H_kv that is SDPA's / flex's `enable_gqa` groupin
 (H_q < H_kv): Q is tiled to H_eff heads (`q.repeat`, as the published code does) once,
 before timing, so the peer times plain H_eff-head attention; the copy is not timed.
 
-Shapes: `--like CSV` takes exactly the shapes of an sqa-bench results file (what
+Shapes: `--like CSV...` takes exactly the shapes of sqa-bench results files (what
 ci/gpu-check.sh does), otherwise the same flags as `sqa-bench run` build the plan; head counts
 come from `sqa-bench list --format csv`, never from a table restated here.
 
@@ -29,12 +29,17 @@ Timing: as sqa-bench's CUDA backend: warm-up runs, then timed runs until both --
 variation. FLOPs (4 B H_eff d x visible pairs, counted exactly) and bytes (Q, K, V read and O
 written once) follow src/cost.rs.
 
+Output: `--out CSV` (or stdout), or `--run-dir DIR`: a run folder like sqa-bench's, with
+`timings.csv` and `meta.json` (results::Meta), that `sqa-bench plot` and `read_rows` take.
+
 `--dry-run` needs neither torch nor a GPU: it writes the planned rows (status `unsupported`,
 error `dry run`), which is how `cargo test` checks the CSV schema on machines without a GPU.
 """
 
 import argparse
 import csv
+import datetime
+import json
 import os
 import statistics
 import subprocess
@@ -145,14 +150,22 @@ def plan_from_flags(a):
     return plan
 
 
-def plan_from_csv(path):
-    """The distinct shapes of an sqa-bench results file, in file order."""
-    try:
-        with open(path, newline="") as f:
-            rows = list(csv.DictReader(f))
-    except OSError as e:
-        raise BadInput(f"cannot read {path}: {e}") from None
+def plan_from_csv(paths):
+    """The distinct shapes of sqa-bench results files (or run folders), in file order."""
     plan, seen = [], set()
+    for path in paths:
+        if os.path.isdir(path):
+            path = os.path.join(path, "timings.csv")
+        try:
+            with open(path, newline="") as f:
+                rows = list(csv.DictReader(f))
+        except OSError as e:
+            raise BadInput(f"cannot read {path}: {e}") from None
+        plan_rows(path, rows, plan, seen)
+    return plan
+
+
+def plan_rows(path, rows, plan, seen):
     for i, r in enumerate(rows):
         try:
             s = Shape(r["variant"], int(r["heads_total"]), int(r["heads_q"]), int(r["heads_kv"]),
@@ -164,7 +177,6 @@ def plan_from_csv(path):
             continue
         seen.add(s.key())
         plan.append(s)
-    return plan
 
 
 def base_row(s, backend, device, kernel, scope):
@@ -205,6 +217,22 @@ class Torch:
         self.flush = torch.empty(2 * max(props.L2_cache_size, 1 << 20), dtype=torch.uint8, device="cuda")
         self.version = f"torch {torch.__version__}"
         self.flex = None
+
+    def info(self):
+        t = self.torch
+        props = t.cuda.get_device_properties(0)
+        info = {"torch": t.__version__, "cuda": t.version.cuda, "gpu": self.device,
+                "compute_capability": f"{props.major}.{props.minor}", "sm_count": props.multi_processor_count,
+                "l2_cache_bytes": props.L2_cache_size, "memory_bytes": props.total_memory}
+        if t.backends.cudnn.is_available():
+            info["cudnn"] = t.backends.cudnn.version()
+        try:
+            import triton  # noqa: PLC0415
+
+            info["triton"] = triton.__version__
+        except ImportError:
+            pass
+        return info
 
     def time(self, fn):
         t, a = self.torch, self.a
@@ -311,7 +339,8 @@ def one_line(e):
 
 def parse_args(argv):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--like", help="time the shapes of this sqa-bench timings.csv (ignores the shape flags)")
+    p.add_argument("--like", nargs="+", metavar="CSV", help="time the shapes of these sqa-bench timings.csv "
+                   "files or run folders (instead of the shape flags)")
     p.add_argument("--variants", default="all", help="comma-separated variant keys, or all")
     p.add_argument("--seqlen", default="1k,2k,4k,8k,16k,32k,65k,131k", help="lengths, k = x1024 (131k = 2^17)")
     p.add_argument("--batch", type=int, help="batch at every length (else from --tokens-per-step)")
@@ -330,7 +359,7 @@ def parse_args(argv):
     p.add_argument("--scope", default="kernel")
     p.add_argument("--sqa-bench", default=None, help="the sqa-bench binary (default: target/release/sqa-bench)")
     p.add_argument("--out", help="CSV to write (default: stdout)")
-    p.add_argument("--append", action="store_true", help="append to --out without a header (a combined CSV)")
+    p.add_argument("--run-dir", help="run folder to create: DIR/timings.csv and DIR/meta.json")
     p.add_argument("--dry-run", action="store_true", help="write the planned rows without timing (no torch)")
     a = p.parse_args(argv)
     if a.sqa_bench is None:
@@ -348,9 +377,45 @@ def parse_args(argv):
             raise BadInput(f"--{name.replace('_', '-')} must be at least 1")
     if a.warmup < 0 or not a.min_time >= 0:
         raise BadInput("--warmup and --min-time must not be negative")
-    if a.append and not a.out:
-        raise BadInput("--append needs --out")
+    if a.out and a.run_dir:
+        raise BadInput("--out and --run-dir exclude each other")
+    if a.run_dir and os.path.exists(os.path.join(a.run_dir, "timings.csv")):
+        raise BadInput(f"{a.run_dir} already holds a timings.csv")
     return a
+
+
+def utc_now():
+    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def command_output(cmd):
+    try:
+        out = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        return out.stdout.strip() if out.returncode == 0 else None
+    except OSError:
+        return None
+
+
+def write_meta(a, torch_env, started, finished):
+    """meta.json in the schema of sqa_bench::results::Meta."""
+    info = {"peers": "ci/peers.py", "timing": "CUDA events, L2 flushed before every timed run"}
+    if torch_env is not None:
+        info.update(torch_env.info())
+    version = command_output([a.sqa_bench, "--version"]) or ""
+    meta = {
+        "backend": "torch",
+        "device": torch_env.device if torch_env else "",
+        "device_info": info,
+        "crate_version": version.split()[-1] if version else "",
+        "git_commit": command_output(["git", "-C", os.path.dirname(os.path.abspath(__file__)), "rev-parse", "HEAD"]),
+        "command_line": " ".join([os.path.basename(sys.argv[0])] + sys.argv[1:]),
+        "seed": 0,
+        "started_utc": started,
+        "finished_utc": finished,
+    }
+    with open(os.path.join(a.run_dir, "meta.json"), "w") as f:
+        json.dump(meta, f, indent=2)
+        f.write("\n")
 
 
 def main(argv):
@@ -369,11 +434,16 @@ def main(argv):
         except Exception as e:  # noqa: BLE001 (no torch, no GPU: rows say why)
             why = f"torch unavailable: {one_line(e)}"
 
-    out = open(a.out, "a" if a.append else "w", newline="") if a.out else sys.stdout
+    started = utc_now()
+    path = a.out
+    if a.run_dir:
+        os.makedirs(a.run_dir, exist_ok=True)
+        path = os.path.join(a.run_dir, "timings.csv")
+        write_meta(a, torch_env, started, None)
+    out = open(path, "w", newline="") if path else sys.stdout
     try:
         w = csv.DictWriter(out, fieldnames=COLUMNS, lineterminator="\n")
-        if not a.append or out.tell() == 0:
-            w.writeheader()
+        w.writeheader()
         for s in plan:
             for b in a.backend_list:
                 if b == "flex" and a.flex_patterns == "window" and s.pattern != "window":
@@ -393,6 +463,8 @@ def main(argv):
     finally:
         if out is not sys.stdout:
             out.close()
+    if a.run_dir:
+        write_meta(a, torch_env, started, utc_now())
     return 0
 
 

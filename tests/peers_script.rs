@@ -123,3 +123,69 @@ fn bad_flags_exit_2_with_one_line() {
         assert!(o.stdout.is_empty(), "{args:?} wrote rows");
     }
 }
+
+/// `--like RUN_DIR` times exactly the shapes of an sqa-bench run, and `--run-dir` writes a
+/// run folder (`timings.csv` + `meta.json`) that the crate reads back.
+#[test]
+fn like_takes_the_shapes_of_a_sweep_and_writes_a_run_folder() {
+    let Some(mut cmd) = python() else { return };
+    let root = std::env::temp_dir().join(format!("sqa-peers-like-{}", std::process::id()));
+    std::fs::remove_dir_all(&root).ok();
+    let sweep = Command::new(env!("CARGO_BIN_EXE_sqa-bench"))
+        .args(["run", "--backend", "cpu", "--variants", "gqa,rsqa,sw-xsqa"])
+        .args(["--seqlen", "96,130", "--batch", "2", "--dtype", "f16"])
+        .args(["--warmup", "0", "--min-iters", "1", "--min-time", "0"])
+        .arg("--out")
+        .arg(root.join("runs"))
+        .output()
+        .unwrap();
+    assert!(sweep.status.success(), "{sweep:?}");
+    let run = std::fs::read_dir(root.join("runs"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let peers_dir = root.join("peers");
+    let status = cmd
+        .args(["--dry-run", "--like"])
+        .arg(&run)
+        .arg("--run-dir")
+        .arg(&peers_dir)
+        .status()
+        .unwrap();
+    assert!(status.success());
+
+    let ours = read_rows(&run).unwrap();
+    let peers = read_rows(&peers_dir).unwrap();
+    let meta = sqa_bench::results::Meta::read(&peers_dir).unwrap();
+    std::fs::remove_dir_all(&root).ok();
+    assert_eq!(meta.backend, "torch");
+    assert!(meta.finished_utc.is_some());
+    let shape = |r: &Row| {
+        (
+            r.variant.clone(),
+            r.heads_q,
+            r.heads_kv,
+            r.d_head,
+            r.batch,
+            r.seq_len,
+            r.dtype.clone(),
+            r.pattern.clone(),
+            r.window,
+            r.flops,
+            r.bytes,
+        )
+    };
+    for o in &ours {
+        let same: Vec<&Row> = peers.iter().filter(|p| shape(p) == shape(o)).collect();
+        let expected = if o.pattern == "window" { 4 } else { 3 };
+        assert_eq!(same.len(), expected, "peer rows for {:?}", shape(o));
+    }
+    assert_eq!(
+        peers.len(),
+        ours.iter()
+            .map(|o| if o.pattern == "window" { 4 } else { 3 })
+            .sum::<usize>()
+    );
+}
