@@ -41,9 +41,11 @@ import csv
 import datetime
 import json
 import os
+import platform
 import statistics
 import subprocess
 import sys
+import time
 
 # The columns of sqa_bench::results::Row, in order (tests/peers_script.rs checks them).
 COLUMNS = [
@@ -209,21 +211,27 @@ class Torch:
     def __init__(self, a):
         import torch  # noqa: PLC0415 (optional dependency)
 
+        self.torch, self.a, self.dev = torch, a, a.device
+        self.version = f"torch {torch.__version__}"
+        self.flex = None
+        self.flush = None
+        if self.dev == "cpu":  # for checking this script without a GPU; no peer figures
+            self.device = platform.processor() or platform.machine()
+            return
         if not torch.cuda.is_available():
             raise RuntimeError("torch sees no CUDA device")
-        self.torch, self.a = torch, a
         self.device = torch.cuda.get_device_name()
         props = torch.cuda.get_device_properties(0)
         self.flush = torch.empty(2 * max(props.L2_cache_size, 1 << 20), dtype=torch.uint8, device="cuda")
-        self.version = f"torch {torch.__version__}"
-        self.flex = None
 
     def info(self):
         t = self.torch
-        props = t.cuda.get_device_properties(0)
-        info = {"torch": t.__version__, "cuda": t.version.cuda, "gpu": self.device,
-                "compute_capability": f"{props.major}.{props.minor}", "sm_count": props.multi_processor_count,
-                "l2_cache_bytes": props.L2_cache_size, "memory_bytes": props.total_memory}
+        info = {"torch": t.__version__, "device": self.device}
+        if self.dev == "cuda":
+            props = t.cuda.get_device_properties(0)
+            info.update(cuda=t.version.cuda, compute_capability=f"{props.major}.{props.minor}",
+                        sm_count=props.multi_processor_count, l2_cache_bytes=props.L2_cache_size,
+                        memory_bytes=props.total_memory)
         if t.backends.cudnn.is_available():
             info["cudnn"] = t.backends.cudnn.version()
         try:
@@ -238,10 +246,22 @@ class Torch:
         t, a = self.torch, self.a
         for _ in range(a.warmup):
             fn()
+        if self.dev == "cpu":
+            samples = []
+            while len(samples) < max(a.min_iters, 1000) and (len(samples) < a.min_iters or sum(samples) < a.min_time):
+                t0 = time.perf_counter()
+                fn()
+                samples.append(time.perf_counter() - t0)
+            return samples
         start, end = t.cuda.Event(enable_timing=True), t.cuda.Event(enable_timing=True)
         samples, total = [], 0.0
+        sleep = getattr(t.cuda, "_sleep", None)
         while len(samples) < max(a.min_iters, 1000) and (len(samples) < a.min_iters or total < a.min_time):
             self.flush.zero_()
+            if sleep is not None:
+                # Keeps the GPU busy (~0.1 ms, untimed) while Python queues the call, so the
+                # timing holds the kernels and not torch's dispatch latency.
+                sleep(200_000)
             start.record()
             fn()
             end.record()
@@ -253,9 +273,9 @@ class Torch:
     def inputs(self, s):
         t = self.torch
         dt = {"bf16": t.bfloat16, "f16": t.float16}[s.dtype]
-        q = t.randn(s.batch, s.hq, s.n, s.d_head, dtype=dt, device="cuda")
-        k = t.randn(s.batch, s.hkv, s.n, s.d_head, dtype=dt, device="cuda")
-        v = t.randn(s.batch, s.hkv, s.n, s.d_head, dtype=dt, device="cuda")
+        q = t.randn(s.batch, s.hq, s.n, s.d_head, dtype=dt, device=self.dev)
+        k = t.randn(s.batch, s.hkv, s.n, s.d_head, dtype=dt, device=self.dev)
+        v = t.randn(s.batch, s.hkv, s.n, s.d_head, dtype=dt, device=self.dev)
         if s.hq < s.hkv:  # rSQA: effective head j reads query head j % H_q
             q = q.repeat(1, s.heff // s.hq, 1, 1)
         return q, k, v
@@ -263,14 +283,16 @@ class Torch:
     def measure(self, row, s, make_fn):
         """Times make_fn(q, k, v)() into `row`; errors become row statuses."""
         t = self.torch
+        cuda = self.dev == "cuda"
         try:
-            t.cuda.synchronize()
-            t.cuda.reset_peak_memory_stats()
-            base = t.cuda.memory_allocated()  # the flush buffer
+            if cuda:
+                t.cuda.synchronize()
+                t.cuda.reset_peak_memory_stats()
+            base = t.cuda.memory_allocated() if cuda else 0  # the flush buffer
             q, k, v = self.inputs(s)
             fn = make_fn(q, k, v)
             samples = self.time(fn)
-            return with_stats(row, samples, t.cuda.max_memory_allocated() - base)
+            return with_stats(row, samples, t.cuda.max_memory_allocated() - base if cuda else "")
         except t.cuda.OutOfMemoryError as e:
             row.update(status="oom", error=one_line(e))
         except (RuntimeError, ValueError, NotImplementedError, AssertionError) as e:
@@ -279,7 +301,8 @@ class Torch:
         except Exception as e:  # noqa: BLE001 (a row, never a crash)
             row.update(status="error", error=one_line(e))
         finally:
-            t.cuda.empty_cache()
+            if cuda:
+                t.cuda.empty_cache()
         return row
 
     def sdpa(self, row, s, which):
@@ -308,7 +331,11 @@ class Torch:
         from torch.nn.attention import flex_attention as fa  # noqa: PLC0415
 
         if self.flex is None:
-            t._dynamo.config.cache_size_limit = max(t._dynamo.config.cache_size_limit, 256)
+            # One compiled graph per shape: room for every shape of a sweep.
+            cfg = t._dynamo.config
+            cfg.cache_size_limit = max(cfg.cache_size_limit, 256)
+            if hasattr(cfg, "accumulated_cache_size_limit"):
+                cfg.accumulated_cache_size_limit = max(cfg.accumulated_cache_size_limit, 1024)
             self.flex = t.compile(fa.flex_attention, dynamic=False)
         w = s.window
         mask_mod = None
@@ -323,10 +350,10 @@ class Torch:
         def make(q, k, v):
             if mask_mod is not None:
                 try:
-                    kwargs["block_mask"] = fa.create_block_mask(mask_mod, None, None, s.n, s.n, device="cuda",
+                    kwargs["block_mask"] = fa.create_block_mask(mask_mod, None, None, s.n, s.n, device=self.dev,
                                                                 _compile=True)
                 except TypeError:  # older torch without _compile
-                    kwargs["block_mask"] = fa.create_block_mask(mask_mod, None, None, s.n, s.n, device="cuda")
+                    kwargs["block_mask"] = fa.create_block_mask(mask_mod, None, None, s.n, s.n, device=self.dev)
             return lambda: self.flex(q, k, v, **kwargs)
 
         return self.measure(row, s, make)
@@ -357,6 +384,8 @@ def parse_args(argv):
     p.add_argument("--min-iters", type=int, default=5)
     p.add_argument("--min-time", type=float, default=0.2)
     p.add_argument("--scope", default="kernel")
+    p.add_argument("--device", choices=["cuda", "cpu"], default="cuda",
+                   help="cpu only checks this script on a machine without a GPU (no peer figures)")
     p.add_argument("--sqa-bench", default=None, help="the sqa-bench binary (default: target/release/sqa-bench)")
     p.add_argument("--out", help="CSV to write (default: stdout)")
     p.add_argument("--run-dir", help="run folder to create: DIR/timings.csv and DIR/meta.json")
@@ -454,7 +483,10 @@ def main(argv):
                     row.update(status="unsupported", error=why)
                 else:
                     row = base_row(s, name, torch_env.device, torch_env.version, a.scope)
-                    row = torch_env.flex_attention(row, s) if b == "flex" else torch_env.sdpa(row, s, b)
+                    try:
+                        row = torch_env.flex_attention(row, s) if b == "flex" else torch_env.sdpa(row, s, b)
+                    except Exception as e:  # noqa: BLE001 (an API this torch lacks: a row, not a crash)
+                        row.update(status="unsupported", error=one_line(e))
                     median = row["median_ms"]
                     print(f"{name:22} {s.variant:8} N={s.n:<7} B={s.batch:<4} "
                           f"{median if median == '' else f'{median:.3f} ms'} {row['status']}", file=sys.stderr)
