@@ -88,6 +88,28 @@ fn every_kernel_compiles_for_sm80_and_sm90_without_spills() {
     }
 }
 
+/// The path a GPU run takes: every family straight to a cubin for the device (sm_90 here).
+#[test]
+fn every_kernel_compiles_to_a_cubin_through_the_cache() {
+    let Some(lib) = nvrtc() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    for fam in FAMILIES {
+        let cubin = compile::compile_cached(
+            &fam.program(),
+            "sm_90",
+            Output::Cubin,
+            lib.version,
+            Some(dir.path()),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(&cubin[..4], b"\x7fELF", "{}", fam.file);
+    }
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        FAMILIES.len()
+    );
+}
+
 #[test]
 fn cubin_for_a_real_arch_and_named_headers() {
     let Some(_) = nvrtc() else { return };

@@ -118,8 +118,7 @@ pub fn cache_dir() -> Option<PathBuf> {
         .or_else(|| var("HOME").map(|d| d.join(".cache/sqa-bench")))
 }
 
-/// Compiles `src` for `arch`, through the cache in `cache` when given. NVRTC must be
-/// loaded ([`super::libs::load_nvrtc`]).
+/// Compiles `src` for `arch`, through the cache in `cache` when given.
 pub fn compile_cached(
     src: &Source,
     arch: &str,
@@ -156,6 +155,8 @@ pub fn compile_cached(
 /// Compiles `src` with `options` and returns the PTX (NUL-terminated, as the driver wants
 /// it) or the cubin. A compile error carries NVRTC's log, with file names and lines.
 pub fn compile(src: &Source, options: &[String], output: Output) -> Result<Vec<u8>> {
+    // Loads NVRTC on first use (an error, never cudarc's panic, when it is missing).
+    super::libs::load_nvrtc(None)?;
     let err = |msg: String| Error::Backend {
         backend: "cuda",
         msg,
