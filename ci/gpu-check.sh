@@ -4,8 +4,10 @@
 # Runs from the repository root with a prebuilt target/release/sqa-bench (the GPU machine
 # needs no Rust): GPU facts, library discovery and kernel loading (`doctor`), `verify`
 # against the fp64 reference (bounded), then the sweep (all variants, 1k…131k at 131,072
-# tokens per step) with CSV, meta.json and charts under OUTDIR. Every step has a time
-# limit so the whole check ends well inside 8 minutes on an H200; a failing step does not
+# tokens per step), the PyTorch peers on the same shapes (ci/peers.py), one combined CSV
+# (OUTDIR/combined.csv), meta.json and charts under OUTDIR. Every step has a time
+# limit so the whole check ends inside about 10 minutes on an H200 (8 without the
+# peers); a failing step does not
 # stop the others, but the script exits non-zero at the end if any failed.
 #
 # Environment: SQA_BENCH (the binary, default target/release/sqa-bench);
@@ -83,13 +85,21 @@ step sweep 225 "$BIN" run --backend cuda --variants all --tokens-per-step 131072
 step sweep-simple 30 "$BIN" run --backend cuda --kernel simple --variants all \
     --seqlen 4k,32k --tokens-per-step 131072 --out "$OUT/runs" --quiet
 
-# ---- peers: PyTorch SDPA / FlashAttention rows (ci/peers.py) go here ---------------------
-# if [[ -f ci/peers.py ]]; then
-#     step peers 60 python3 ci/peers.py --out "$OUT/runs"
-# fi
-# -------------------------------------------------------------------------------------------
+# 6. Peers on the same GPU, same shapes: PyTorch SDPA (flash, cuDNN, efficient) and
+#    FlexAttention with a block mask for the window variants, timed like sqa-bench (CUDA
+#    events, L2 flush, warm-up, median), as one more run folder. Rows are written one by
+#    one, so a time-out keeps every row already measured. Then one CSV with every row.
+if command -v python3 >/dev/null 2>&1 && compgen -G "$OUT/runs/*/timings.csv" >/dev/null; then
+    SWEEPS=("$OUT"/runs/*/)
+    step peers 150 python3 ci/peers.py --sqa-bench "$BIN" --like "${SWEEPS[@]}" \
+        --run-dir "$OUT/runs/peers-torch-$(date -u +%Y%m%d-%H%M%S)"
+fi
+if compgen -G "$OUT/runs/*/timings.csv" >/dev/null; then
+    awk 'FNR == 1 && NR != 1 { next } { print }' "$OUT"/runs/*/timings.csv >"$OUT/combined.csv" &&
+        echo "== combined: $(($(wc -l <"$OUT/combined.csv") - 1)) rows in $OUT/combined.csv"
+fi
 
-# 6. Charts of every run together (each run folder also has its own after `run`).
+# 7. Charts of every run together (each run folder also has its own after `run`).
 if "$BIN" plot --help >/dev/null 2>&1 && compgen -G "$OUT/runs/*/timings.csv" >/dev/null; then
     step plot 20 "$BIN" plot "$OUT"/runs/*/ --out "$OUT/combined"
 fi
