@@ -11,6 +11,8 @@
 # stop the others, but the script exits non-zero at the end if any failed.
 #
 # Environment: SQA_BENCH (the binary, default target/release/sqa-bench);
+# SQA_GPU_CHECK_QUICK=1 (a ~5-minute version for a short device lease: fewer verify
+# shapes, the sweep at the published lengths 1k/4k/32k/131k only, shorter peers);
 # SQA_BENCH_CUDA_LIB_DIR (folder with libnvrtc.so.13 or .12, when not found by itself).
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -42,6 +44,7 @@ fi
 # Compiled kernels are cached inside OUTDIR: a rerun starts at once, a fresh OUTDIR compiles.
 export SQA_BENCH_CACHE_DIR=${SQA_BENCH_CACHE_DIR:-$OUT/kernel-cache}
 
+QUICK=${SQA_GPU_CHECK_QUICK:-0}
 FAILED=()
 START=$SECONDS
 # step NAME SECONDS COMMAND...: runs COMMAND with a time limit, output to OUTDIR/NAME.log.
@@ -64,25 +67,37 @@ step nvidia-smi 15 bash -c 'nvidia-smi && nvidia-smi -q -d CLOCK,POWER,TEMPERATU
 
 # 2. Library discovery: driver, GPU, NVRTC (path, version), NVML; every kernel compiled
 #    for this GPU's sm_XY and loaded.
-step doctor 40 "$BIN" doctor
+step doctor 30 "$BIN" doctor
 
 # 3. Correctness against the fp64 reference: every kernel family with full outputs at small
 #    lengths and sampled rows (edges, window edges, random) at 16k; the sweep's kernel
 #    (auto) on sampled rows at 131k. Bounded to head structures that differ (MHA, GQA/SQA
 #    grouping, rSQA's tiled queries, a single KV head, windows).
-step verify 90 "$BIN" verify --backend cuda --variants mha,sqa,rsqa,swa \
-    --d-head 16,64,128 --small-seqlen 1,7,129,333 --seqlen 16k
-step verify-131k 45 "$BIN" verify --backend cuda --kernel auto --variants gqa,xsmqa,sw-sqa \
-    --d-head 64 --small-seqlen 1 --seqlen 131k
+if [[ $QUICK == 1 ]]; then
+    step verify 50 "$BIN" verify --backend cuda --variants mha,sqa,rsqa,swa \
+        --d-head 16,64,128 --small-seqlen 7,129 --seqlen 4k
+    step verify-131k 25 "$BIN" verify --backend cuda --kernel auto --variants gqa,sw-sqa \
+        --d-head 16 --small-seqlen 1 --seqlen 131k
+else
+    step verify 90 "$BIN" verify --backend cuda --variants mha,sqa,rsqa,swa \
+        --d-head 16,64,128 --small-seqlen 1,7,129,333 --seqlen 16k
+    step verify-131k 45 "$BIN" verify --backend cuda --kernel auto --variants gqa,xsmqa,sw-sqa \
+        --d-head 64 --small-seqlen 1 --seqlen 131k
+fi
 
 # 4. The sweep: all variants, 1k…131k, 131,072 tokens per step, best kernel (mma where
 #    it exists); every row is also checked on sampled rows (`verified` column).
-step sweep 225 "$BIN" run --backend cuda --variants all --tokens-per-step 131072 \
-    --out "$OUT/runs" --quiet
+if [[ $QUICK == 1 ]]; then
+    step sweep 120 "$BIN" run --backend cuda --variants all --tokens-per-step 131072 \
+        --seqlen 1k,4k,32k,131k --out "$OUT/runs" --quiet
+else
+    step sweep 225 "$BIN" run --backend cuda --variants all --tokens-per-step 131072 \
+        --out "$OUT/runs" --quiet
+fi
 
 # 5. The readable baseline kernel at two lengths, for the kernel comparison (it has no
 #    tensor cores: at 131k one causal pass takes about a second, too long for this check).
-step sweep-simple 30 "$BIN" run --backend cuda --kernel simple --variants all \
+[[ $QUICK == 1 ]] || step sweep-simple 30 "$BIN" run --backend cuda --kernel simple --variants all \
     --seqlen 4k,32k --tokens-per-step 131072 --out "$OUT/runs" --quiet
 
 # 6. Peers on the same GPU, same shapes: PyTorch SDPA (flash, cuDNN, efficient) and
@@ -91,7 +106,7 @@ step sweep-simple 30 "$BIN" run --backend cuda --kernel simple --variants all \
 #    one, so a time-out keeps every row already measured. Then one CSV with every row.
 if command -v python3 >/dev/null 2>&1 && compgen -G "$OUT/runs/*/timings.csv" >/dev/null; then
     SWEEPS=("$OUT"/runs/*/)
-    step peers 150 python3 ci/peers.py --sqa-bench "$BIN" --like "${SWEEPS[@]}" \
+    step peers $([[ $QUICK == 1 ]] && echo 60 || echo 150) python3 ci/peers.py --sqa-bench "$BIN" --like "${SWEEPS[@]}" \
         --run-dir "$OUT/runs/peers-torch-$(date -u +%Y%m%d-%H%M%S)"
 fi
 if compgen -G "$OUT/runs/*/timings.csv" >/dev/null; then
