@@ -108,9 +108,13 @@ pub unsafe fn query_tile<
         let kn = TILE_K.min(n - k0);
         let kt = &h.kt[tile * d * TILE_K..][..d * TILE_K];
         let v = &h.v[k0 * dp..][..TILE_K * dp];
-        for r in (0..TILE_Q).step_by(R_QK) {
-            // Blocks of kw keys covering the kn real keys.
-            for t0 in (0..kn).step_by(kw) {
+        // Keys of this tile that some row sees: [ua, ue) (a window or the diagonal
+        // leaves the rest of the tile unseen; it is neither multiplied nor masked).
+        let ua = first.start.max(k0) - k0;
+        let ue = last.end.min(k0 + kn) - k0;
+        // Row blocks past the last real row are skipped; blocks of kw keys cover [ua, ue).
+        for r in (0..rows).step_by(R_QK) {
+            for t0 in (ua / kw * kw..ue).step_by(kw) {
                 // SAFETY: the caller guarantees the instruction set.
                 unsafe {
                     qk_block::<S, R_QK, NV_QK>(&sc.q[r * d..], d, kt, t0, &mut sc.s[r * TILE_K..])
@@ -160,13 +164,13 @@ pub unsafe fn query_tile<
             }
         }
 
-        for r in (0..TILE_Q).step_by(R_PV) {
+        for r in (0..rows).step_by(R_PV) {
             for c in (0..dp).step_by(COL_BLOCK) {
                 // SAFETY: the caller guarantees the instruction set.
                 unsafe {
                     pv_block::<S, R_PV, NV_PV>(
                         &sc.s[r * TILE_K..],
-                        kn,
+                        ua..ue,
                         v,
                         dp,
                         c,
@@ -227,7 +231,7 @@ unsafe fn qk_block<S: Simd, const R: usize, const NV: usize>(
     }
 }
 
-/// `O[r][c0 + x] += Σ_{t < kn} P[r][t] · V[t][c0 + x]` for `r < R`, `x < NV · LANES`.
+/// `O[r][c0 + x] += Σ_{t ∈ keys} P[r][t] · V[t][c0 + x]` for `r < R`, `x < NV · LANES`.
 /// `p`: rows of stride `TILE_K`; `v`: rows of stride `dp`; `o`: rows of stride `dp`.
 ///
 /// # Safety
@@ -235,13 +239,14 @@ unsafe fn qk_block<S: Simd, const R: usize, const NV: usize>(
 #[inline(always)]
 unsafe fn pv_block<S: Simd, const R: usize, const NV: usize>(
     p: &[f32],
-    kn: usize,
+    keys: std::ops::Range<usize>,
     v: &[f32],
     dp: usize,
     c0: usize,
     o: &mut [f32],
 ) {
     let l = S::LANES;
+    let kn = keys.end;
     assert!(kn <= TILE_K && c0 + NV * l <= dp);
     assert!(p.len() >= (R - 1) * TILE_K + kn && v.len() >= kn * dp && o.len() >= R * dp);
     let (p, v, o) = (p.as_ptr(), v.as_ptr(), o.as_mut_ptr());
@@ -254,7 +259,7 @@ unsafe fn pv_block<S: Simd, const R: usize, const NV: usize>(
                 *ax = S::load(o.add(r * dp + c0 + x * l));
             }
         }
-        for t in 0..kn {
+        for t in keys {
             let vrow = v.add(t * dp + c0);
             let mut vv = [S::zero(); NV];
             for (x, vx) in vv.iter_mut().enumerate() {
