@@ -108,13 +108,21 @@ pub unsafe fn query_tile<
         let kn = TILE_K.min(n - k0);
         let kt = &h.kt[tile * d * TILE_K..][..d * TILE_K];
         let v = &h.v[k0 * dp..][..TILE_K * dp];
-        // Keys of this tile that some row sees: [ua, ue) (a window or the diagonal
-        // leaves the rest of the tile unseen; it is neither multiplied nor masked).
-        let ua = first.start.max(k0) - k0;
-        let ue = last.end.min(k0 + kn) - k0;
-        // Row blocks past the last real row are skipped; blocks of kw keys cover [ua, ue).
+        // Keys of this tile that rows r..r+count see (a window or the diagonal leaves
+        // the rest of the tile unseen: it is neither multiplied nor masked).
+        let seen = |r: usize, count: usize| {
+            let a = h.pattern.visible(row0 + r, n).start.clamp(k0, k0 + kn) - k0;
+            let e = h.pattern.visible(row0 + (r + count).min(rows) - 1, n).end;
+            a..(e.clamp(k0, k0 + kn) - k0).max(a)
+        };
+        // Row blocks past the last real row are skipped; blocks of kw keys cover the
+        // keys the block's rows see.
         for r in (0..rows).step_by(R_QK) {
-            for t0 in (ua / kw * kw..ue).step_by(kw) {
+            let keys = seen(r, R_QK);
+            if keys.is_empty() {
+                continue;
+            }
+            for t0 in (keys.start / kw * kw..keys.end).step_by(kw) {
                 // SAFETY: the caller guarantees the instruction set.
                 unsafe {
                     qk_block::<S, R_QK, NV_QK>(&sc.q[r * d..], d, kt, t0, &mut sc.s[r * TILE_K..])
@@ -165,12 +173,13 @@ pub unsafe fn query_tile<
         }
 
         for r in (0..rows).step_by(R_PV) {
+            let keys = seen(r, R_PV);
             for c in (0..dp).step_by(COL_BLOCK) {
                 // SAFETY: the caller guarantees the instruction set.
                 unsafe {
                     pv_block::<S, R_PV, NV_PV>(
                         &sc.s[r * TILE_K..],
-                        ua..ue,
+                        keys.clone(),
                         v,
                         dp,
                         c,
