@@ -4,15 +4,16 @@
 //! operations of [`Simd`] with the accumulators in a fixed-size array of vectors (which
 //! the compiler keeps in registers):
 //!
-//! - `S = Q·Kᵀ`: a block of `R` query rows × `KW` keys, an outer-product loop over the
+//! - `S = Q·Kᵀ`: a block of `R_QK` query rows × `NV_QK` vectors of keys, an outer-product loop over the
 //!   head dimension that reads the key tile transposed (`Kᵀ: [d][TILE_K]`, contiguous
 //!   over keys) and broadcasts one query element per row;
-//! - `O += P·V`: a block of `R` rows × `CW` output columns, a loop over the keys that
+//! - `O += P·V`: a block of `R_PV` rows × [`COL_BLOCK`] output columns, a loop over the keys that
 //!   broadcasts one probability per row and reads one value row.
 //!
 //! Between them the online softmax runs row by row on the score tile in place, with a
 //! polynomial `exp2` (scores are pre-scaled by `log2 e / sqrt(d)`). Tiles that every row
-//! sees entirely are never masked; only the diagonal and window-edge tiles are.
+//! sees entirely are never masked; on diagonal and window-edge tiles each row block only
+//! multiplies the keys its rows see, and the softmax masks per row.
 
 use super::exp2::{exp2_neg, exp2_sub_sum, max_of};
 use super::simd::Simd;
