@@ -25,7 +25,7 @@ pub struct VerifyArgs {
     #[arg(long, default_value = "16,32,64,128", value_delimiter = ',')]
     pub d_head: Vec<usize>,
     /// Small lengths checked in full (every output row).
-    #[arg(long, default_value = "1,7,129,1000")]
+    #[arg(long, default_value = "1,7,129,333")]
     pub small_seqlen: String,
     /// Long lengths checked on sampled rows (default: 4k on the CPU, 32k,131k on a GPU).
     #[arg(long)]
