@@ -146,14 +146,9 @@ pub fn check_rows(
     compare(&got, &want, tol)
 }
 
-/// Runs `problem` once on `backend` and checks its output: every row when `rows` is
-/// `None`, the given query rows otherwise.
-pub fn run_check(
-    backend: &dyn Backend,
-    problem: &Problem,
-    seed: u64,
-    rows: Option<&[usize]>,
-) -> Result<Check> {
+/// Draws the inputs of `problem` from `seed`, runs it once on `backend`, and returns
+/// the inputs with the output.
+fn run_once(backend: &dyn Backend, problem: &Problem, seed: u64) -> Result<(Inputs, Vec<f32>)> {
     backend.check(problem)?;
     let inputs = Inputs::random(
         &problem.shape,
@@ -163,6 +158,18 @@ pub fn run_check(
     let mut prepared = backend.prepare(problem, &inputs)?;
     prepared.run()?;
     let out = prepared.output()?;
+    Ok((inputs, out))
+}
+
+/// Runs `problem` once on `backend` and checks its output: every row when `rows` is
+/// `None`, the given query rows otherwise.
+pub fn run_check(
+    backend: &dyn Backend,
+    problem: &Problem,
+    seed: u64,
+    rows: Option<&[usize]>,
+) -> Result<Check> {
+    let (inputs, out) = run_once(backend, problem, seed)?;
     let tol = Tolerance::for_output(backend.output_dtype(problem));
     let all: Vec<usize>;
     let rows = match rows {
@@ -184,15 +191,7 @@ pub fn run_check(
 /// (backends round attention inputs, and a GPU every activation, to bf16/f16).
 pub fn run_scope_check(backend: &dyn Backend, problem: &Problem, seed: u64) -> Result<Check> {
     use crate::model::{cpu, weights};
-    backend.check(problem)?;
-    let inputs = Inputs::random(
-        &problem.shape,
-        problem.dtype,
-        problem_seed(seed, &problem.shape),
-    );
-    let mut prepared = backend.prepare(problem, &inputs)?;
-    prepared.run()?;
-    let got = prepared.output()?;
+    let (inputs, got) = run_once(backend, problem, seed)?;
     let mut attention = |shape: &AttnShape, q: &[f32], k: &[f32], v: &[f32]| -> Vec<f32> {
         reference::attention(shape, q, k, v)
             .into_iter()
