@@ -6,12 +6,16 @@
 //     `__device__`, `__forceinline__`, `__restrict__`, `__launch_bounds__`, `__align__`,
 //     `threadIdx/blockIdx/blockDim/gridDim` (per simulated thread), int/float
 //     `min`/`max`, `__int_as_float` and friends.
-//   * `__shared__` becomes a function-static variable placed in the linker section
-//     `sqa_sim_shared`. Blocks run one after the other, so one copy per variable is
-//     the shared memory of the running block; the runtime fills the whole section
-//     (and the dynamic shared memory, see SQA_DYNAMIC_SMEM in common.cuh) with 0xFF
-//     bytes before every block: NaN in bf16, f16 and f32. A missing barrier or an
-//     unwritten element shows up as NaN in the output.
+//   * `__shared__` becomes a function-static variable. build.rs moves the
+//     zero-initialised statics of every kernel object (`.bss*`), which in kernel
+//     sources are exactly the `__shared__` variables, into the linker section
+//     `sqa_sim_shared` (GCC ignores a section attribute on statics of function
+//     templates, hence the move after compilation). Blocks run one after the other,
+//     so one copy per variable is the shared memory of the running block; the runtime
+//     fills the whole section (and the dynamic shared memory, see SQA_DYNAMIC_SMEM in
+//     common.cuh) with 0xFF bytes before every block: NaN in bf16, f16 and f32. A
+//     missing barrier or an unwritten element shows up as NaN in the output. Kernel
+//     sources must therefore hold no other zero-initialised static variables.
 //   * `sim_warp_collective` is the one way warp-wide operations are emulated: each
 //     lane posts its operand and waits; the last lane of the warp to arrive runs
 //     `compute(in32, out32)` once for the whole warp and every lane reads its own
@@ -43,7 +47,7 @@
 #define __restrict__ __restrict
 #define __launch_bounds__(...)
 #define __align__(n) __attribute__((aligned(n)))
-#define __shared__ static __attribute__((section("sqa_sim_shared")))
+#define __shared__ static
 
 struct uint3 {
     unsigned x, y, z;

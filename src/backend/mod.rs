@@ -3,6 +3,7 @@
 
 pub mod cpu;
 pub mod cpu_model;
+pub mod cuda;
 
 use crate::error::Result;
 use crate::inputs::Inputs;
@@ -70,25 +71,26 @@ pub struct Selected {
 
 /// Opens the backend `choice` asks for. `cuda` without a usable GPU is an error;
 /// `auto` falls back to the CPU and says why.
-pub fn select(choice: Choice) -> Result<Selected> {
+pub fn select(choice: Choice, cuda: &cuda::CudaOptions) -> Result<Selected> {
+    let cpu = || Box::new(cpu::CpuBackend::new());
     match choice {
         Choice::Cpu => Ok(Selected {
-            backend: Box::new(cpu::CpuBackend::new()),
+            backend: cpu(),
             note: None,
         }),
-        Choice::Cuda => Err(cuda_unavailable()),
-        Choice::Auto => match Err::<Selected, _>(cuda_unavailable()) {
-            Ok(s) => Ok(s),
+        Choice::Cuda => Ok(Selected {
+            backend: Box::new(cuda::CudaBackend::open(cuda.clone())?),
+            note: None,
+        }),
+        Choice::Auto => match cuda::CudaBackend::open(cuda.clone()) {
+            Ok(b) => Ok(Selected {
+                backend: Box::new(b),
+                note: None,
+            }),
             Err(e) => Ok(Selected {
-                backend: Box::new(cpu::CpuBackend::new()),
+                backend: cpu(),
                 note: Some(format!("{e}; running the CPU backend with a smaller sweep")),
             }),
         },
     }
-}
-
-fn cuda_unavailable() -> crate::Error {
-    crate::Error::BackendUnavailable(
-        "no CUDA backend in this build yet (the CUDA backend is not implemented)".into(),
-    )
 }

@@ -5,11 +5,15 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
+use sqa_bench::backend::cuda::kernels::KernelChoice;
+use sqa_bench::backend::cuda::CudaOptions;
 use sqa_bench::measure::MeasureConfig;
 use sqa_bench::plan::{parse_lengths, BatchRule, PlanSpec};
 use sqa_bench::problem::{Dtype, ModelDims, Pattern, Scope};
 use sqa_bench::variant::{self, DEFAULT_WINDOW};
 
+mod doctor;
+mod kernels;
 mod list;
 mod run;
 mod verify;
@@ -33,6 +37,10 @@ pub enum Command {
     List(list::ListArgs),
     /// Check every kernel of a backend against the fp64 reference.
     Verify(verify::VerifyArgs),
+    /// Compile every CUDA kernel to PTX (no GPU needed) and print ptxas' resource report.
+    Kernels(kernels::KernelsArgs),
+    /// Show what the CUDA backend finds (driver, GPU, NVRTC, NVML) and load every kernel.
+    Doctor(doctor::DoctorArgs),
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -40,6 +48,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Run(a) => run::run(a),
         Command::List(a) => list::run(a),
         Command::Verify(a) => verify::run(a),
+        Command::Kernels(a) => kernels::run(a),
+        Command::Doctor(a) => doctor::run(a),
     }
 }
 
@@ -209,5 +219,26 @@ impl MeasureArgs {
         };
         cfg.validate()?;
         Ok(cfg)
+    }
+}
+
+/// Flags of the CUDA backend (ignored on the CPU).
+#[derive(Debug, Args)]
+pub struct CudaArgs {
+    /// CUDA kernel family: `auto` (mma where available, else simple) or a family name.
+    #[arg(long, default_value = "auto")]
+    pub kernel: String,
+    /// Do not flush the L2 cache between timed runs (warm-cache timings).
+    #[arg(long)]
+    pub no_l2_flush: bool,
+}
+
+impl CudaArgs {
+    pub fn options(&self) -> anyhow::Result<CudaOptions> {
+        Ok(CudaOptions {
+            kernel: KernelChoice::parse(&self.kernel)?,
+            l2_flush: !self.no_l2_flush,
+            ..CudaOptions::default()
+        })
     }
 }

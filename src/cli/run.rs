@@ -12,7 +12,7 @@ use sqa_bench::report::SpeedTable;
 use sqa_bench::results::{self, CsvSink, Meta};
 use sqa_bench::{sweep, sysinfo};
 
-use super::{MeasureArgs, ShapeArgs};
+use super::{CudaArgs, MeasureArgs, ShapeArgs};
 
 /// Default lengths on a GPU: 1k … 131k, with 131,072 tokens per step.
 const GPU_LENGTHS: &[usize] = &[1024, 2048, 4096, 8192, 16384, 32768, 65536, 131072];
@@ -29,6 +29,8 @@ pub struct RunArgs {
     pub shape: ShapeArgs,
     #[command(flatten)]
     pub measure: MeasureArgs,
+    #[command(flatten)]
+    pub cuda: CudaArgs,
     /// Baseline of the speedup column of the printed table.
     #[arg(long, default_value = "gqa")]
     pub baseline: String,
@@ -47,7 +49,8 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
     // Everything that can be refused is refused before the backend opens or a file is written.
     let cfg = a.measure.config()?;
     sqa_bench::variant::find(&a.baseline).context("--baseline")?;
-    let selected = backend::select(a.backend)?;
+    let cuda = a.cuda.options().context("--kernel")?;
+    let selected = backend::select(a.backend, &cuda)?;
     let backend = selected.backend.as_ref();
     if let Some(note) = &selected.note {
         eprintln!("note: {note}");
@@ -61,8 +64,13 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
         print_plan(&plan);
         return Ok(ExitCode::SUCCESS);
     }
+    // Refuse bad input before anything is written; a problem that does not fit memory
+    // becomes a row with status `oom` and the sweep goes on.
     for p in &plan {
-        backend.check(p)?;
+        match backend.check(p) {
+            Err(sqa_bench::Error::OutOfMemory { .. }) | Ok(()) => {}
+            Err(e) => return Err(e.into()),
+        }
     }
     results::check_writable(&a.out)
         .with_context(|| format!("output folder {}", a.out.display()))?;

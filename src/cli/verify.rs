@@ -5,15 +5,14 @@ use std::process::ExitCode;
 
 use clap::Args;
 
-use sqa_bench::backend::{self, Choice};
+use sqa_bench::backend::cuda::kernels::{KernelChoice, FAMILIES};
+use sqa_bench::backend::cuda::CudaOptions;
+use sqa_bench::backend::{self, Backend, Choice};
 use sqa_bench::plan::{length_label, parse_lengths, BatchRule, PlanSpec};
 use sqa_bench::problem::{Dtype, Pattern, Scope};
 use sqa_bench::report::align;
 use sqa_bench::variant;
 use sqa_bench::verify::{run_check, sample_rows};
-
-/// Small lengths checked in full: one row, odd sizes, a non-multiple of every tile.
-const SMALL_LENGTHS: &[usize] = &[1, 7, 129, 1000];
 
 #[derive(Debug, Args)]
 pub struct VerifyArgs {
@@ -25,6 +24,9 @@ pub struct VerifyArgs {
     /// Head dimensions to check.
     #[arg(long, default_value = "16,32,64,128", value_delimiter = ',')]
     pub d_head: Vec<usize>,
+    /// Small lengths checked in full (every output row).
+    #[arg(long, default_value = "1,7,129,1000")]
+    pub small_seqlen: String,
     /// Long lengths checked on sampled rows (default: 4k on the CPU, 32k,131k on a GPU).
     #[arg(long)]
     pub seqlen: Option<String>,
@@ -32,6 +34,28 @@ pub struct VerifyArgs {
     pub dtype: Dtype,
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// CUDA kernel families to check: `all` (every family of the kernel table) or names.
+    #[arg(long, default_value = "all", value_delimiter = ',')]
+    pub kernel: Vec<String>,
+}
+
+/// The CUDA options of every kernel family `--kernel` names.
+fn kernel_options(names: &[String]) -> anyhow::Result<Vec<CudaOptions>> {
+    let choices = if names.iter().any(|n| n == "all") {
+        FAMILIES.iter().map(KernelChoice::Named).collect()
+    } else {
+        names
+            .iter()
+            .map(|n| KernelChoice::parse(n))
+            .collect::<Result<Vec<_>, _>>()?
+    };
+    Ok(choices
+        .into_iter()
+        .map(|kernel| CudaOptions {
+            kernel,
+            ..CudaOptions::default()
+        })
+        .collect())
 }
 
 pub fn run(a: VerifyArgs) -> anyhow::Result<ExitCode> {
@@ -39,12 +63,21 @@ pub fn run(a: VerifyArgs) -> anyhow::Result<ExitCode> {
     if a.d_head.is_empty() || a.d_head.contains(&0) {
         anyhow::bail!("--d-head needs positive head dimensions");
     }
-    let selected = backend::select(a.backend)?;
-    let backend = selected.backend.as_ref();
+    // Default small lengths: one row, odd sizes, a non-multiple of every tile.
+    let small_lengths = parse_lengths(&a.small_seqlen)?;
+    let opts = kernel_options(&a.kernel)?;
+    let selected = backend::select(a.backend, &opts[0])?;
     if let Some(note) = &selected.note {
         eprintln!("note: {note}");
     }
-    let long = match (&a.seqlen, backend.name()) {
+    // One backend per CUDA kernel family (the CPU has one kernel).
+    let mut backends: Vec<Box<dyn Backend>> = vec![selected.backend];
+    if backends[0].name() == "cuda" {
+        for o in &opts[1..] {
+            backends.push(backend::select(Choice::Cuda, o)?.backend);
+        }
+    }
+    let long = match (&a.seqlen, backends[0].name()) {
         (Some(list), _) => parse_lengths(list)?,
         (None, "cpu") => vec![4096],
         (None, _) => vec![32768, 131072],
@@ -65,6 +98,7 @@ pub fn run(a: VerifyArgs) -> anyhow::Result<ExitCode> {
     .map(String::from)
     .collect::<Vec<_>>()];
     let mut failures = 0;
+    let mut skipped = 0;
     for &d_head in &a.d_head {
         for mask in [Pattern::Full, Pattern::Causal] {
             let spec = |lens: &[usize], batch| PlanSpec {
@@ -80,13 +114,15 @@ pub fn run(a: VerifyArgs) -> anyhow::Result<ExitCode> {
                 dtype: a.dtype,
                 scope: Scope::Kernel,
             };
-            let small = spec(SMALL_LENGTHS, 2).build()?;
+            let small = spec(&small_lengths, 2).build()?;
             let big = spec(&long, 1).build()?;
-            for (p, full) in small
-                .iter()
-                .map(|p| (p, true))
-                .chain(big.iter().map(|p| (p, false)))
-            {
+            for (backend, (p, full)) in backends.iter().flat_map(|b| {
+                small
+                    .iter()
+                    .map(|p| (p, true))
+                    .chain(big.iter().map(|p| (p, false)))
+                    .map(move |pf| (b.as_ref(), pf))
+            }) {
                 // Window variants ignore the mask: check them once.
                 if mask == Pattern::Full && matches!(p.shape.pattern, Pattern::Window(_)) {
                     continue;
@@ -111,6 +147,10 @@ pub fn run(a: VerifyArgs) -> anyhow::Result<ExitCode> {
                             format!("FAIL {}/{}{first}", c.failures, c.count),
                         )
                     }
+                    Err(e @ sqa_bench::Error::BackendUnavailable(_)) => {
+                        skipped += 1;
+                        ("—".into(), "—".into(), format!("skipped: {e}"))
+                    }
                     Err(e) => {
                         failures += 1;
                         ("—".into(), "—".into(), format!("ERROR {e}"))
@@ -132,7 +172,10 @@ pub fn run(a: VerifyArgs) -> anyhow::Result<ExitCode> {
         }
     }
     print!("{}", align(&lines));
-    let total = lines.len() - 1;
+    let total = lines.len() - 1 - skipped;
+    if skipped > 0 {
+        println!("{skipped} checks skipped (kernel or shape unsupported)");
+    }
     if failures > 0 {
         println!("{failures} of {total} checks failed");
         return Ok(ExitCode::from(1));

@@ -1,0 +1,256 @@
+//! The CUDA backend: kernels from `cuda/` compiled at run time by NVRTC for the device's
+//! own architecture, launched through the driver API (cudarc, loaded dynamically: the
+//! binary starts on machines without CUDA).
+//!
+//! Split by concern: [`libs`] finds the libraries, [`device`] opens and describes the
+//! GPU, [`compile`] runs NVRTC with its disk cache, [`kernels`] is the kernel table,
+//! [`launch`] owns buffers and timed launches, [`ptxas`] reads resource reports.
+
+pub mod compile;
+pub mod device;
+pub mod kernels;
+pub mod launch;
+pub mod libs;
+pub mod ptxas;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use cudarc::driver::{sys, CudaModule};
+use cudarc::nvrtc::Ptx;
+
+use crate::backend::{Backend, Prepared};
+use crate::error::{Error, Result};
+use crate::inputs::Inputs;
+use crate::problem::{Dtype, Problem, Scope};
+
+use device::{driver_err, Device};
+use kernels::{Family, KernelChoice};
+use launch::{Args, CudaPrepared, DeviceBuffer};
+
+/// Fraction of free device memory a problem may use (the rest: context, fragmentation).
+const MEM_HEADROOM: f64 = 0.92;
+
+/// Options of the CUDA backend.
+#[derive(Debug, Clone)]
+pub struct CudaOptions {
+    pub kernel: KernelChoice,
+    /// Flush L2 before every timed launch (default); `--no-l2-flush` turns it off.
+    pub l2_flush: bool,
+    pub ordinal: usize,
+}
+
+impl Default for CudaOptions {
+    fn default() -> Self {
+        CudaOptions {
+            kernel: KernelChoice::Auto,
+            l2_flush: true,
+            ordinal: 0,
+        }
+    }
+}
+
+pub struct CudaBackend {
+    // Fields drop in order: modules and buffers before the device's context.
+    modules: Mutex<HashMap<&'static str, Arc<CudaModule>>>,
+    flush: OnceLock<DeviceBuffer>,
+    telemetry_start: serde_json::Value,
+    opts: CudaOptions,
+    dev: Device,
+}
+
+impl CudaBackend {
+    /// Opens the GPU; see [`device::open`] for the errors.
+    pub fn open(opts: CudaOptions) -> Result<Self> {
+        let dev = device::open(opts.ordinal)?;
+        let telemetry_start = device::telemetry(&dev.pci_bus_id);
+        Ok(CudaBackend {
+            dev,
+            opts,
+            modules: Mutex::new(HashMap::new()),
+            flush: OnceLock::new(),
+            telemetry_start,
+        })
+    }
+
+    pub fn device_handle(&self) -> &Device {
+        &self.dev
+    }
+
+    /// The loaded module of `fam`, compiled (or read from the cache) on first use.
+    pub fn module(&self, fam: &'static Family) -> Result<Arc<CudaModule>> {
+        let mut mods = self.modules.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(m) = mods.get(fam.name) {
+            return Ok(m.clone());
+        }
+        let cubin = compile::compile_cached(
+            &fam.program(),
+            &self.dev.arch,
+            compile::Output::Cubin,
+            self.dev.nvrtc.version,
+            compile::cache_dir().as_deref(),
+        )?;
+        let m = self
+            .dev
+            .ctx
+            .load_module(Ptx::from_binary(cubin))
+            .map_err(|e| driver_err(&format!("loading {} for {}", fam.file, self.dev.arch), e))?;
+        mods.insert(fam.name, m.clone());
+        Ok(m)
+    }
+
+    /// Bytes a problem allocates on the device (Q, K, V, O in 16 bits; the L2 flush buffer
+    /// is allocated once per process and counted while it does not exist yet).
+    pub fn device_bytes(&self, p: &Problem) -> u64 {
+        let s = &p.shape;
+        let tensors = (s.q_len() + 2 * s.kv_len() + s.o_len()) as u64 * 2;
+        let flush = if self.opts.l2_flush && self.flush.get().is_none() {
+            self.flush_bytes() as u64
+        } else {
+            0
+        };
+        tensors + flush
+    }
+
+    /// Twice the L2 size (at least 64 MiB): enough writes to evict every line.
+    fn flush_bytes(&self) -> usize {
+        ((self.dev.l2_bytes as usize) * 2).max(64 << 20)
+    }
+
+    fn flush_buffer(&self) -> Result<Option<&DeviceBuffer>> {
+        if !self.opts.l2_flush {
+            return Ok(None);
+        }
+        if let Some(b) = self.flush.get() {
+            return Ok(Some(b));
+        }
+        let b = DeviceBuffer::alloc(&self.dev, self.flush_bytes(), "the L2 flush buffer")?;
+        Ok(Some(self.flush.get_or_init(|| b)))
+    }
+}
+
+impl Backend for CudaBackend {
+    fn name(&self) -> &'static str {
+        "cuda"
+    }
+
+    fn device(&self) -> String {
+        self.dev.name.clone()
+    }
+
+    fn device_info(&self) -> serde_json::Value {
+        let mut info = self.dev.facts();
+        info["l2_flush"] = serde_json::json!(self.opts.l2_flush);
+        info["telemetry_start"] = self.telemetry_start.clone();
+        info["telemetry_now"] = device::telemetry(&self.dev.pci_bus_id);
+        info
+    }
+
+    fn kernel(&self, p: &Problem) -> String {
+        match self.opts.kernel.resolve(p.dtype, p.shape.d_head) {
+            Ok(f) => f.name.to_string(),
+            Err(_) => match &self.opts.kernel {
+                KernelChoice::Named(f) => f.name.to_string(),
+                KernelChoice::Auto => "auto".to_string(),
+            },
+        }
+    }
+
+    fn output_dtype(&self, p: &Problem) -> Dtype {
+        p.dtype
+    }
+
+    fn check(&self, p: &Problem) -> Result<()> {
+        if p.scope != Scope::Kernel {
+            return Err(Error::BackendUnavailable(format!(
+                "the cuda backend does not implement scope '{}' yet",
+                p.scope.name()
+            )));
+        }
+        let fam = self.opts.kernel.resolve(p.dtype, p.shape.d_head)?;
+        let g = (fam.geometry)(p.shape.d_head);
+        if g.smem_bytes > self.dev.max_smem_optin {
+            return Err(Error::BackendUnavailable(format!(
+                "kernel {} at d_head {} needs {} bytes of shared memory; this GPU allows {}",
+                fam.name, p.shape.d_head, g.smem_bytes, self.dev.max_smem_optin
+            )));
+        }
+        launch::grid(&p.shape, &g)?;
+        Args::for_shape(&p.shape)?;
+        let need = self.device_bytes(p);
+        let (free, _) = self.dev.mem_info()?;
+        if need as f64 > free as f64 * MEM_HEADROOM {
+            return Err(Error::OutOfMemory {
+                what: format!(
+                    "{} at N = {}, batch {} on {}",
+                    p.variant, p.shape.seq_len, p.shape.batch, self.dev.name
+                ),
+                need_bytes: need,
+                avail_bytes: free,
+            });
+        }
+        Ok(())
+    }
+
+    fn prepare<'a>(&'a self, p: &Problem, inputs: &Inputs) -> Result<Box<dyn Prepared + 'a>> {
+        self.check(p)?;
+        let s = &p.shape;
+        let fam = self.opts.kernel.resolve(p.dtype, s.d_head)?;
+        let geometry = (fam.geometry)(s.d_head);
+        let entry = kernels::entry_name(fam.name, p.dtype, s.d_head);
+        let func = self
+            .module(fam)?
+            .load_function(&entry)
+            .map_err(|e| driver_err(&format!("kernel {entry} in {}", fam.file), e))?;
+        if geometry.smem_bytes > 48 * 1024 {
+            // SAFETY: `func` is a live function of a loaded module; the value was checked
+            // against the device's opt-in limit in `check`.
+            unsafe {
+                cudarc::driver::result::function::set_function_attribute(
+                    func.cu_function(),
+                    sys::CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
+                    geometry.smem_bytes as i32,
+                )
+            }
+            .map_err(|e| driver_err(&format!("raising the shared memory limit of {entry}"), e))?;
+        }
+        let flush = self.flush_buffer()?;
+        let (free_before, _) = self.dev.mem_info()?;
+        let what = |t: &str| format!("{t} of {} at N = {}", p.variant, s.seq_len);
+        let q = DeviceBuffer::upload(&self.dev, &launch::to_bits(&inputs.q, p.dtype)?, &what("Q"))?;
+        let k = DeviceBuffer::upload(&self.dev, &launch::to_bits(&inputs.k, p.dtype)?, &what("K"))?;
+        let v = DeviceBuffer::upload(&self.dev, &launch::to_bits(&inputs.v, p.dtype)?, &what("V"))?;
+        let o = DeviceBuffer::alloc(&self.dev, s.o_len() * 2, &what("O"))?;
+        let (free_after, _) = self.dev.mem_info()?;
+        let event = || {
+            self.dev
+                .ctx
+                .new_event(Some(sys::CUevent_flags::CU_EVENT_DEFAULT))
+                .map_err(|e| driver_err("creating a timing event", e))
+        };
+        let prepared = CudaPrepared {
+            dev: &self.dev,
+            func,
+            geometry,
+            grid: launch::grid(s, &geometry)?,
+            args: Args::for_shape(s)?,
+            dtype: p.dtype,
+            q,
+            k,
+            v,
+            o,
+            flush,
+            start: event()?,
+            end: event()?,
+            flushes: 0,
+            peak_mem: Some(free_before.saturating_sub(free_after)),
+        };
+        prepared.poison()?;
+        Ok(Box::new(prepared))
+    }
+}
+
+#[cfg(all(feature = "cuda-12", feature = "cuda-13"))]
+compile_error!(
+    "pick one CUDA major: `--no-default-features --features cuda-12` for CUDA 12 drivers"
+);
