@@ -52,6 +52,21 @@ fn cuda_backend_without_a_driver_is_one_line_exit_2_and_writes_nothing() {
 }
 
 #[test]
+fn doctor_lists_the_search_then_fails_in_one_line() {
+    if !no_driver() {
+        return;
+    }
+    let out = bin().arg("doctor").output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("folders searched for NVRTC"), "{text}");
+    assert!(text.contains("CUDA driver library: not found"), "{text}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    assert!(err.contains("no CUDA driver"), "{err}");
+}
+
+#[test]
 fn probe_maps_a_missing_driver_to_backend_unavailable() {
     if !no_driver() {
         return;

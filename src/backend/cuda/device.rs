@@ -48,6 +48,19 @@ pub fn describe(e: DriverError) -> String {
     format!("{:?} ({text})", e.0)
 }
 
+/// Oldest driver (as the CUDA version it supports) this build's bindings run on: the
+/// CUDA 13 bindings call entry points added in CUDA 12.8 (e.g. `cuEventElapsedTime_v2`).
+#[cfg(not(feature = "cuda-12"))]
+pub const MIN_DRIVER_VERSION: i32 = 12080;
+/// Oldest driver (as the CUDA version it supports) this build's bindings run on.
+#[cfg(feature = "cuda-12")]
+pub const MIN_DRIVER_VERSION: i32 = 12020;
+
+/// `12.8` from 12080.
+pub fn version_text(v: i32) -> String {
+    format!("{}.{}", v / 1000, v % 1000 / 10)
+}
+
 /// The CUDA major version of a driver version number (13000 → 13).
 pub fn cuda_major(version: i32) -> u32 {
     (version / 1000).max(0) as u32
@@ -80,6 +93,13 @@ pub fn open(ordinal: usize) -> Result<Device> {
     unsafe { sys::cuDriverGetVersion(&mut version) }
         .result()
         .map_err(|e| unavailable(format!("cuDriverGetVersion: {}", describe(e))))?;
+    if version < MIN_DRIVER_VERSION {
+        return Err(unavailable(format!(
+            "the driver supports CUDA {}, this build needs {} or newer: build with `--no-default-features --features cuda-12` for older drivers",
+            version_text(version),
+            version_text(MIN_DRIVER_VERSION)
+        )));
+    }
     let nvrtc = libs::load_nvrtc(Some(cuda_major(version)))?;
 
     let ctx = CudaContext::new(ordinal).map_err(|e| driver_err("creating the CUDA context", e))?;
@@ -158,7 +178,7 @@ impl Device {
             "l2_cache_bytes": self.l2_bytes,
             "max_shared_memory_per_block_optin_bytes": self.max_smem_optin,
             "pci_bus_id": self.pci_bus_id,
-            "cuda_driver_api_version": format!("{}.{}", v / 1000, v % 1000 / 10),
+            "cuda_driver_api_version": version_text(v),
             "nvrtc_version": format!("{}.{}", self.nvrtc.version.0, self.nvrtc.version.1),
             "nvrtc_library": self.nvrtc.path.as_ref().map_or("system library path".to_string(), |p| p.display().to_string()),
             "peak_tflops_per_s": peak,
@@ -247,5 +267,7 @@ mod tests {
         assert_eq!(peak_tflops((9, 0), 132, 0.0), None);
         assert_eq!(cuda_major(13000), 13);
         assert_eq!(cuda_major(12020), 12);
+        assert_eq!(version_text(12080), "12.8");
+        assert_eq!(version_text(13000), "13.0");
     }
 }

@@ -257,6 +257,12 @@ fn load_nvrtc_uncached(driver_major: Option<u32>) -> std::result::Result<NvrtcLi
     if rc != cudarc::nvrtc::sys::nvrtcResult::NVRTC_SUCCESS {
         return Err(format!("NVRTC is loaded but nvrtcVersion failed: {rc:?}"));
     }
+    // The system path may hold a newer NVRTC than the driver can run code from.
+    if let Some(d) = driver_major.filter(|&d| major as u32 > d) {
+        return Err(format!(
+            "NVRTC {major}.{minor} (from the system library path) is newer than the driver's CUDA {d}: set {LIB_DIR_ENV} to a folder holding libnvrtc.so.{d}"
+        ));
+    }
     Ok(NvrtcLib {
         path: found.map(|f| f.path),
         version: (major, minor),

@@ -177,19 +177,13 @@ impl Backend for CudaBackend {
         }
         launch::grid(&p.shape, &g)?;
         Args::for_shape(&p.shape)?;
-        let need = self.device_bytes(p);
         let (free, _) = self.dev.mem_info()?;
-        if need as f64 > free as f64 * MEM_HEADROOM {
-            return Err(Error::OutOfMemory {
-                what: format!(
-                    "{} at N = {}, batch {} on {}",
-                    p.variant, p.shape.seq_len, p.shape.batch, self.dev.name
-                ),
-                need_bytes: need,
-                avail_bytes: free,
-            });
-        }
-        Ok(())
+        fits_memory(self.device_bytes(p), free, || {
+            format!(
+                "{} at N = {}, batch {} on {}",
+                p.variant, p.shape.seq_len, p.shape.batch, self.dev.name
+            )
+        })
     }
 
     fn prepare<'a>(&'a self, p: &Problem, inputs: &Inputs) -> Result<Box<dyn Prepared + 'a>> {
@@ -247,6 +241,33 @@ impl Backend for CudaBackend {
         };
         prepared.poison()?;
         Ok(Box::new(prepared))
+    }
+}
+
+/// `need` bytes fit when they stay under [`MEM_HEADROOM`] of the `free` device memory.
+pub fn fits_memory(need: u64, free: u64, what: impl FnOnce() -> String) -> Result<()> {
+    if need as f64 > free as f64 * MEM_HEADROOM {
+        return Err(Error::OutOfMemory {
+            what: what(),
+            need_bytes: need,
+            avail_bytes: free,
+        });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn memory_check_keeps_headroom_and_reports_oom() {
+        let gib = 1u64 << 30;
+        assert!(fits_memory(gib, 2 * gib, String::new).is_ok());
+        assert!(fits_memory(2 * gib, 2 * gib, String::new).is_err());
+        let e = fits_memory(140 * gib, 139 * gib, || "MHA at N = 131072".into()).unwrap_err();
+        assert_eq!(e.status(), "oom");
+        assert!(e.to_string().contains("MHA at N = 131072"), "{e}");
     }
 }
 
