@@ -17,6 +17,7 @@ mod kernels;
 mod list;
 mod run;
 mod verify;
+mod verify_scope;
 
 #[derive(Debug, Parser)]
 #[command(
