@@ -4,12 +4,15 @@
 # Runs from the repository root with a prebuilt target/release/sqa-bench (the GPU machine
 # needs no Rust): GPU facts, library discovery and kernel loading (`doctor`), `verify`
 # against the fp64 reference (bounded), then the sweep (all variants, 1k…131k at 131,072
-# tokens per step) with CSV, meta.json and charts under OUTDIR. Every step has a time
-# limit so the whole check ends well inside 8 minutes on an H200; a failing step does not
-# stop the others, but the script exits non-zero at the end if any failed.
+# tokens per step), the layer and model scopes (verify, then the paper preset) with CSV,
+# meta.json and charts under OUTDIR. Every step has a time limit: the kernel steps end
+# inside 8 minutes on an H200, the scope steps (6) add at most 7 more (SKIP_SCOPES=1 leaves
+# them out); a failing step does not stop the others, but the script exits non-zero at
+# the end if any failed.
 #
 # Environment: SQA_BENCH (the binary, default target/release/sqa-bench);
-# SQA_BENCH_CUDA_LIB_DIR (folder with libnvrtc.so.13 or .12, when not found by itself).
+# SQA_BENCH_CUDA_LIB_DIR (folder with libnvrtc.so.13 or .12, and for the layer and model
+# scopes libcublas.so.* + libcublasLt.so.*, when not found by itself).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -71,13 +74,32 @@ step sweep 225 "$BIN" run --backend cuda --variants all --tokens-per-step 131072
 step sweep-simple 30 "$BIN" run --backend cuda --kernel simple --variants all \
     --seqlen 4k,32k --tokens-per-step 131072 --out "$OUT/runs" --quiet
 
+# 6. Layer and model scopes (cuBLAS GEMMs + cuda/model.cu + the attention kernel): whole
+#    outputs of small shapes (N = 45 and 300, batch 2, 2 layers, d_ff 64, vocabulary 97,
+#    every variant, causal and window) against the f32 forward with fp64 attention, then
+#    the paper preset (model scope: d_model 256, 16 heads, 8 layers, d_ff 768, vocabulary
+#    10k; the published variants at 131,072 tokens per step) with `attn_time_share` and
+#    measured `peak_mem_bytes` per row. Few repetitions: a 131k model step runs eight
+#    attention passes (seconds each with the simple kernel).
+if [[ ${SKIP_SCOPES:-0} != 1 ]]; then
+    step verify-layer 60 "$BIN" verify --backend cuda --scope layer
+    step verify-model 60 "$BIN" verify --backend cuda --scope model
+    step paper 300 "$BIN" run --backend cuda --preset paper --seqlen 1k,4k,32k,131k \
+        --warmup 1 --min-iters 3 --min-time 0 --out "$OUT/paper" --quiet
+fi
+# ---- compare: enable once `sqa-bench compare` (branch `plot`) is merged ------------------
+# if "$BIN" compare --help >/dev/null 2>&1 && compgen -G "$OUT/paper/*/timings.csv" >/dev/null; then
+#     step compare 20 "$BIN" compare "$OUT"/paper/*/
+# fi
+# -------------------------------------------------------------------------------------------
+
 # ---- peers: PyTorch SDPA / FlashAttention rows (ci/peers.py) go here ---------------------
 # if [[ -f ci/peers.py ]]; then
 #     step peers 60 python3 ci/peers.py --out "$OUT/runs"
 # fi
 # -------------------------------------------------------------------------------------------
 
-# 6. Charts of every run together (each run folder also has its own after `run`).
+# 7. Charts of every run together (each run folder also has its own after `run`).
 if "$BIN" plot --help >/dev/null 2>&1 && compgen -G "$OUT/runs/*/timings.csv" >/dev/null; then
     step plot 20 "$BIN" plot "$OUT"/runs/*/ --out "$OUT/combined"
 fi
