@@ -6,7 +6,7 @@
 
 use std::ffi::c_void;
 
-use cudarc::driver::{result as drv, sys, CudaEvent, CudaFunction};
+use cudarc::driver::{result as drv, sys, CudaEvent, CudaFunction, CudaStream};
 
 use crate::backend::Prepared;
 use crate::error::{Error, Result};
@@ -177,25 +177,34 @@ impl CudaPrepared<'_> {
     }
 
     fn launch(&self) -> Result<()> {
-        launch_attention(
-            &self.func,
-            &self.geometry,
-            self.grid,
-            self.stream(),
-            [self.q.ptr, self.k.ptr, self.v.ptr, self.o.ptr],
-            self.args,
-        )
+        // SAFETY: Q, K, V and O were allocated for this problem's shape, which gave the
+        // grid and the arguments.
+        unsafe {
+            launch_attention(
+                &self.func,
+                &self.geometry,
+                self.grid,
+                &self.dev.stream,
+                [self.q.ptr, self.k.ptr, self.v.ptr, self.o.ptr],
+                self.args,
+            )
+        }
     }
 }
 
 /// Enqueues one attention launch on `stream` with the kernel contract's arguments
 /// (`q, k, v, o` device pointers, then [`Args`]). The kernel scope and the attention ops
 /// of the layer and model scopes both launch through here.
-pub fn launch_attention(
+///
+/// # Safety
+/// `qkvo` are live device allocations of this context holding `Q [B, H_q, N, d]`,
+/// `K, V [B, H_kv, N, d]` and `O [B, H_eff, N, d]` of the shape that `grid` and `args`
+/// were computed from, in the dtype and head dimension of `func`.
+pub unsafe fn launch_attention(
     func: &CudaFunction,
     g: &Geometry,
     grid: (u32, u32, u32),
-    stream: sys::CUstream,
+    stream: &CudaStream,
     qkvo: [sys::CUdeviceptr; 4],
     args: Args,
 ) -> Result<()> {
@@ -222,7 +231,7 @@ pub fn launch_attention(
             grid,
             (g.threads, 1, 1),
             g.smem_bytes,
-            stream,
+            stream.cu_stream(),
             &mut params,
         )
     }

@@ -123,7 +123,7 @@ impl ScopeBytes {
 pub fn check(b: &CudaBackend, p: &Problem) -> Result<()> {
     gemm::data_type(p.dtype)?;
     let s = &p.shape;
-    if s.d_head % 2 != 0 {
+    if !s.d_head.is_multiple_of(2) {
         return Err(Error::invalid(format!(
             "rotary embedding needs an even d_head, not {}",
             s.d_head
@@ -459,14 +459,18 @@ impl<'a> ScopePrepared<'a> {
                     .record(stream)
                     .map_err(|e| driver_err("recording an attention event", e))?;
                 let a = &self.attention;
-                launch::launch_attention(
-                    &a.func,
-                    &a.geometry,
-                    a.grid,
-                    self.stream(),
-                    [Buf::Qh, Buf::Kh, Buf::Vh, Buf::O].map(|b| self.buf(b)),
-                    a.args,
-                )?;
+                // SAFETY: Qh, Kh, Vh and O hold `[B, H, N, dh]` of the problem's shape
+                // (`Program::len`), which gave the grid and the arguments.
+                unsafe {
+                    launch::launch_attention(
+                        &a.func,
+                        &a.geometry,
+                        a.grid,
+                        stream,
+                        [Buf::Qh, Buf::Kh, Buf::Vh, Buf::O].map(|b| self.buf(b)),
+                        a.args,
+                    )
+                }?;
                 end.record(stream)
                     .map_err(|e| driver_err("recording an attention event", e))
             }
