@@ -65,12 +65,21 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     // Refuse bad input before anything is written; a problem that does not fit memory
-    // becomes a row with status `oom` and the sweep goes on.
+    // becomes a row with status `oom` and the sweep goes on, unless no problem fits
+    // (then there is nothing to measure: refused like any bad input).
+    let mut first_oom = None;
+    let mut fitting = 0;
     for p in &plan {
         match backend.check(p) {
-            Err(sqa_bench::Error::OutOfMemory { .. }) | Ok(()) => {}
+            Ok(()) => fitting += 1,
+            Err(e @ sqa_bench::Error::OutOfMemory { .. }) => {
+                first_oom.get_or_insert(e);
+            }
             Err(e) => return Err(e.into()),
         }
+    }
+    if let (0, Some(e)) = (fitting, first_oom) {
+        return Err(e.into());
     }
     results::check_writable(&a.out)
         .with_context(|| format!("output folder {}", a.out.display()))?;
