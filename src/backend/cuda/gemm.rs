@@ -11,7 +11,7 @@ use std::ffi::c_void;
 
 use cudarc::cublas::result as blas;
 use cudarc::cublas::sys as bsys;
-use cudarc::driver::sys;
+use cudarc::driver::{sys, CudaStream};
 
 use crate::error::{Error, Result};
 use crate::problem::Dtype;
@@ -77,22 +77,28 @@ fn blas_err(what: &str, e: blas::CublasError) -> Error {
 }
 
 /// A cuBLAS handle bound to one stream, with a workspace the caller owns (so that its
-/// memory is allocated, counted and checked like every other buffer). The caller keeps
-/// the stream and the workspace alive while the handle exists, and loads cuBLAS first
-/// (`libs::load_cublas`).
+/// memory is allocated, counted and checked like every other buffer).
 pub struct Cublas {
     handle: bsys::cublasHandle_t,
 }
 
 impl Cublas {
     /// Creates the handle in the current context, on `stream`, with `workspace`.
-    pub fn new(stream: sys::CUstream, workspace: sys::CUdeviceptr, bytes: usize) -> Result<Self> {
+    ///
+    /// # Safety
+    /// cuBLAS is loaded (`libs::load_cublas`); `stream`'s context is current; `workspace`
+    /// is a device allocation of `bytes` bytes in it; both outlive the handle.
+    pub unsafe fn new(
+        stream: &CudaStream,
+        workspace: sys::CUdeviceptr,
+        bytes: usize,
+    ) -> Result<Self> {
         let handle = blas::create_handle().map_err(|e| blas_err("handle creation", e))?;
         let me = Cublas { handle };
         // SAFETY: the handle is live; the stream belongs to the current context and
         // outlives the handle (caller's contract). cudarc binds the driver's and the
         // runtime's stream types separately; both are the same opaque `CUstream_st*`.
-        unsafe { blas::set_stream(me.handle, stream as bsys::cudaStream_t) }
+        unsafe { blas::set_stream(me.handle, stream.cu_stream() as bsys::cudaStream_t) }
             .map_err(|e| blas_err("set stream", e))?;
         // SAFETY: `workspace` is a live device allocation of `bytes` bytes (cuMemAlloc
         // aligns to 256 bytes, as cuBLAS requires) that outlives the handle.

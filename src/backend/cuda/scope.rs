@@ -269,7 +269,10 @@ impl<'a> ScopePrepared<'a> {
             );
         }
         let workspace = DeviceBuffer::alloc(dev, CUBLAS_WORKSPACE_BYTES, "the cuBLAS workspace")?;
-        let blas = Cublas::new(dev.stream.cu_stream(), workspace.ptr, workspace.bytes)?;
+        // SAFETY: `check` loaded cuBLAS; the allocations above made the context current;
+        // the stream is the device's and the workspace is a field of the value returned,
+        // declared after the handle, so both outlive it.
+        let blas = unsafe { Cublas::new(&dev.stream, workspace.ptr, workspace.bytes) }?;
         let mut me = ScopePrepared {
             blas,
             dev,
