@@ -82,9 +82,16 @@ step sweep-simple 30 "$BIN" run --backend cuda --kernel simple --variants all \
 #    measured `peak_mem_bytes` per row. Few repetitions: a 131k model step runs eight
 #    attention passes (seconds each with the simple kernel).
 if [[ ${SKIP_SCOPES:-0} != 1 ]]; then
-    step verify-layer 60 "$BIN" verify --backend cuda --scope layer
-    step verify-model 60 "$BIN" verify --backend cuda --scope model
-    step paper 300 "$BIN" run --backend cuda --preset paper --seqlen 1k,4k,32k,131k \
+    # cuBLAS: the search of `doctor` first; where SQA_BENCH_CUDA_LIB_DIR is unset, these
+    # steps also look where the machine's Python keeps NVIDIA's wheels (PyTorch's cuBLAS).
+    WITH_CUBLAS=(env)
+    if [[ -z ${SQA_BENCH_CUDA_LIB_DIR:-} ]]; then
+        PY_NVIDIA=$(python3 -c 'import nvidia; print(":".join(f"{p}/cu13/lib:{p}/cu12/lib:{p}/cublas/lib" for p in nvidia.__path__))' 2>/dev/null)
+        [[ -n $PY_NVIDIA ]] && WITH_CUBLAS=(env "SQA_BENCH_CUDA_LIB_DIR=$PY_NVIDIA")
+    fi
+    step verify-layer 60 "${WITH_CUBLAS[@]}" "$BIN" verify --backend cuda --scope layer
+    step verify-model 60 "${WITH_CUBLAS[@]}" "$BIN" verify --backend cuda --scope model
+    step paper 300 "${WITH_CUBLAS[@]}" "$BIN" run --backend cuda --preset paper --seqlen 1k,4k,32k,131k \
         --warmup 1 --min-iters 3 --min-time 0 --out "$OUT/paper" --quiet
 fi
 # ---- compare: enable once `sqa-bench compare` (branch `plot`) is merged ------------------
