@@ -274,3 +274,111 @@ fn verify_scope_refuses_long_lengths() {
     );
     assert!(out.stdout.is_empty());
 }
+
+/// C parameter kinds of an entry point of `cuda/model.cu`, read from its source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CKind {
+    IntPtr,
+    FloatPtr,
+    HalfPtr,
+    Int,
+    LongLong,
+    Float,
+}
+
+fn signature(kernel: &str) -> Vec<CKind> {
+    let src = include_str!("../cuda/model.cu");
+    let start = src
+        .find(&format!("{kernel}_##DT("))
+        .unwrap_or_else(|| panic!("{kernel} not in model.cu"))
+        + kernel.len()
+        + 6;
+    let params = &src[start..start + src[start..].find(')').unwrap()];
+    params
+        .split(',')
+        .map(|p| {
+            // Macro line continuations and alignment blanks out.
+            let p = p
+                .replace('\\', " ")
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" ");
+            let ty = p.rsplit_once(' ').unwrap().0.replace("const ", "");
+            let ptr = p.contains('*');
+            match (ty.trim_end_matches('*').trim(), ptr) {
+                ("int", true) => CKind::IntPtr,
+                ("float", true) => CKind::FloatPtr,
+                ("T", true) => CKind::HalfPtr,
+                ("int", false) => CKind::Int,
+                ("long long", false) => CKind::LongLong,
+                ("float", false) => CKind::Float,
+                other => panic!("{kernel}: unexpected parameter {p} ({other:?})"),
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn kernel_calls_match_the_signatures_and_sizes_in_model_cu() {
+    use sqa_bench::backend::cuda::scope::{kernel_call, Arg};
+    use sqa_bench::model::program::{Buf, Op};
+    let small = ModelDims {
+        layers: 2,
+        d_ff: 64,
+        vocab: 97,
+    };
+    let mut seen = std::collections::BTreeSet::new();
+    for (v, q, kv) in [("gqa", 16, 4), ("rsqa", 4, 8)] {
+        for scope in [Scope::Layer, Scope::Model(small)] {
+            let p = problem(v, q, kv, 2, 45, scope);
+            let program = Program::of(&p).unwrap();
+            for op in &program.ops {
+                let Some(call) = kernel_call(op, &program, &p.shape, p.d_model) else {
+                    assert!(matches!(op, Op::Gemm { .. } | Op::Attention), "{op:?}");
+                    continue;
+                };
+                seen.insert(call.kernel);
+                let kinds: Vec<CKind> = call
+                    .args
+                    .iter()
+                    .map(|a| match a {
+                        Arg::Buf(Buf::Tokens) => CKind::IntPtr,
+                        Arg::Buf(Buf::H) => CKind::FloatPtr,
+                        Arg::Buf(_) | Arg::Weight(_) => CKind::HalfPtr,
+                        Arg::I32(_) => CKind::Int,
+                        Arg::I64(_) => CKind::LongLong,
+                        Arg::F32(_) => CKind::Float,
+                    })
+                    .collect();
+                assert_eq!(kinds, signature(call.kernel), "{op:?}");
+                // Every buffer argument is one the program allocates.
+                for a in &call.args {
+                    if let Arg::Buf(b) = a {
+                        assert!(program.buffers().contains(b), "{op:?}: {b:?}");
+                    }
+                }
+                // The item count covers exactly the written buffer (pairs: half of it).
+                let count = match call.args.last() {
+                    Some(Arg::I64(c)) => *c as usize,
+                    _ => program.tokens(), // rmsnorm: rows
+                };
+                let (written, per_item) = match *op {
+                    Op::Embed | Op::Residual { .. } => (Buf::H, 1),
+                    Op::RmsNorm { .. } => (Buf::X, p.d_model),
+                    Op::SplitHeads { out, .. } => (out, 2),
+                    Op::MergeHeads => (Buf::Om, 1),
+                    Op::Swiglu => (Buf::Act, 1),
+                    _ => unreachable!(),
+                };
+                assert_eq!(count * per_item, program.len(written), "{op:?}");
+                let grid = if call.kernel == "rmsnorm" {
+                    rmsnorm_grid(count)
+                } else {
+                    elementwise_grid(count)
+                };
+                assert_eq!(call.grid, grid, "{op:?}");
+            }
+        }
+    }
+    assert_eq!(seen.len(), MODEL_KERNELS.len(), "{seen:?}");
+}

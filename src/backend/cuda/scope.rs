@@ -158,7 +158,127 @@ pub fn check(b: &CudaBackend, p: &Problem) -> Result<()> {
     })
 }
 
-/// One kernel argument, passed by address as `cuLaunchKernel` wants.
+/// One argument of a `model.cu` launch, buffers and weights by name.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Arg {
+    Buf(Buf),
+    Weight(Weight),
+    I32(i32),
+    I64(i64),
+    F32(f32),
+}
+
+/// A launch of a `model.cu` kernel: blocks of [`MODEL_THREADS`], arguments in the order
+/// of the entry point's signature.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KernelCall {
+    pub kernel: &'static str,
+    pub grid: u32,
+    pub args: Vec<Arg>,
+}
+
+/// The `model.cu` launch that executes an elementwise op of `program` (`None` for `Gemm`
+/// and `Attention`). Sizes fit the kernels' `int`s (`check` refuses larger steps).
+pub fn kernel_call(
+    op: &Op,
+    program: &Program,
+    s: &AttnShape,
+    d_model: usize,
+) -> Option<KernelCall> {
+    use Arg::{Buf as B, Weight as W, F32, I32, I64};
+    let t = program.tokens();
+    let (n, dh) = (s.seq_len, s.d_head);
+    let i = |x: usize| I32(x as i32);
+    let call = |kernel, count: usize, args| KernelCall {
+        kernel,
+        grid: elementwise_grid(count),
+        args,
+    };
+    Some(match *op {
+        Op::Embed => {
+            let count = program.len(Buf::H);
+            call(
+                "embed",
+                count,
+                vec![
+                    B(Buf::Tokens),
+                    W(Weight::Embed),
+                    B(Buf::H),
+                    i(d_model),
+                    I64(count as i64),
+                ],
+            )
+        }
+        Op::RmsNorm { gain } => KernelCall {
+            kernel: "rmsnorm",
+            grid: rmsnorm_grid(t),
+            args: vec![
+                B(Buf::H),
+                W(gain),
+                B(Buf::X),
+                i(t),
+                i(d_model),
+                F32(NORM_EPS as f32),
+            ],
+        },
+        Op::SplitHeads {
+            input,
+            out,
+            heads,
+            rope,
+        } => {
+            let pairs = t * heads * (dh / 2);
+            call(
+                "rope_heads",
+                pairs,
+                vec![
+                    B(input),
+                    B(out),
+                    i(n),
+                    i(heads),
+                    i(dh),
+                    I32(i32::from(rope)),
+                    I64(pairs as i64),
+                ],
+            )
+        }
+        Op::MergeHeads => {
+            let count = program.len(Buf::Om);
+            let heads = s.heads.eff() as usize;
+            call(
+                "merge_heads",
+                count,
+                vec![
+                    B(Buf::O),
+                    B(Buf::Om),
+                    i(n),
+                    i(heads),
+                    i(dh),
+                    I64(count as i64),
+                ],
+            )
+        }
+        Op::Residual { input } => {
+            let count = program.len(Buf::H);
+            call(
+                "residual_add",
+                count,
+                vec![B(Buf::H), B(input), I64(count as i64)],
+            )
+        }
+        Op::Swiglu => {
+            let count = program.len(Buf::Act);
+            call(
+                "swiglu",
+                count,
+                vec![B(Buf::Gate), B(Buf::Up), B(Buf::Act), I64(count as i64)],
+            )
+        }
+        Op::Gemm { .. } | Op::Attention => return None,
+    })
+}
+
+/// One kernel argument with its device address, passed by address to `cuLaunchKernel`.
 enum KArg {
     Ptr(sys::CUdeviceptr),
     I32(i32),
@@ -350,8 +470,19 @@ impl<'a> ScopePrepared<'a> {
         Ok(())
     }
 
-    /// Enqueues a `model.cu` kernel (block of [`MODEL_THREADS`]).
-    fn launch(&self, kernel: &str, grid: u32, args: &mut [KArg]) -> Result<()> {
+    /// Enqueues a `model.cu` launch (blocks of [`MODEL_THREADS`]).
+    fn launch(&self, call: &KernelCall) -> Result<()> {
+        let mut args: Vec<KArg> = call
+            .args
+            .iter()
+            .map(|a| match *a {
+                Arg::Buf(b) => KArg::Ptr(self.buf(b)),
+                Arg::Weight(w) => KArg::Ptr(self.weights[&w].ptr),
+                Arg::I32(x) => KArg::I32(x),
+                Arg::I64(x) => KArg::I64(x),
+                Arg::F32(x) => KArg::F32(x),
+            })
+            .collect();
         let mut params: Vec<*mut c_void> = args
             .iter_mut()
             .map(|a| match a {
@@ -361,57 +492,27 @@ impl<'a> ScopePrepared<'a> {
                 KArg::F32(x) => x as *mut f32 as *mut c_void,
             })
             .collect();
-        let f = &self.kernels[kernel];
-        // SAFETY: every call site passes the arguments of the entry point's signature in
-        // `model.cu`, in order and with its C types (pointers, int, long long, float);
-        // they live until the call returns (the driver copies them); the buffers have
-        // the sizes `Program::len` gives, which the counts are computed from.
+        let f = &self.kernels[call.kernel];
+        // SAFETY: `kernel_call` gives the arguments of the entry point's signature in
+        // `model.cu`, in order and with its C types (tests/cuda_scope.rs checks them
+        // against the source); they live until the call returns (the driver copies
+        // them); the counts are `Program::len` of the buffers they index.
         unsafe {
             drv::launch_kernel(
                 f.cu_function(),
-                (grid, 1, 1),
+                (call.grid, 1, 1),
                 (MODEL_THREADS, 1, 1),
                 0,
                 self.stream(),
                 &mut params,
             )
         }
-        .map_err(|e| driver_err(&format!("launching {kernel}"), e))
+        .map_err(|e| driver_err(&format!("launching {}", call.kernel), e))
     }
 
     /// Enqueues one op; `attn` counts the attention ops enqueued so far.
     fn enqueue(&self, op: &Op, attn: &mut usize) -> Result<()> {
-        use KArg::{Ptr, F32, I32, I64};
-        let t = self.program.tokens();
-        let (n, dh, d) = (self.shape.seq_len, self.shape.d_head, self.d_model);
-        let i = |x: usize| I32(x as i32); // sizes checked against i32 in `check`
         match *op {
-            Op::Embed => {
-                let count = t * d;
-                self.launch(
-                    "embed",
-                    elementwise_grid(count),
-                    &mut [
-                        Ptr(self.buf(Buf::Tokens)),
-                        Ptr(self.weights[&Weight::Embed].ptr),
-                        Ptr(self.buf(Buf::H)),
-                        i(d),
-                        I64(count as i64),
-                    ],
-                )
-            }
-            Op::RmsNorm { gain } => self.launch(
-                "rmsnorm",
-                rmsnorm_grid(t),
-                &mut [
-                    Ptr(self.buf(Buf::H)),
-                    Ptr(self.weights[&gain].ptr),
-                    Ptr(self.buf(Buf::X)),
-                    i(t),
-                    i(d),
-                    F32(NORM_EPS as f32),
-                ],
-            ),
             Op::Gemm {
                 input,
                 w,
@@ -424,7 +525,7 @@ impl<'a> ScopePrepared<'a> {
                 unsafe {
                     self.blas.gemm(
                         self.dtype,
-                        t,
+                        self.program.tokens(),
                         k,
                         n,
                         self.buf(input),
@@ -432,27 +533,6 @@ impl<'a> ScopePrepared<'a> {
                         self.buf(out),
                     )
                 }
-            }
-            Op::SplitHeads {
-                input,
-                out,
-                heads,
-                rope,
-            } => {
-                let pairs = t * heads * (dh / 2);
-                self.launch(
-                    "rope_heads",
-                    elementwise_grid(pairs),
-                    &mut [
-                        Ptr(self.buf(input)),
-                        Ptr(self.buf(out)),
-                        i(n),
-                        i(heads),
-                        i(dh),
-                        I32(i32::from(rope)),
-                        I64(pairs as i64),
-                    ],
-                )
             }
             Op::Attention => {
                 let (start, end) = &self.attn_events[*attn];
@@ -477,46 +557,10 @@ impl<'a> ScopePrepared<'a> {
                 end.record(stream)
                     .map_err(|e| driver_err("recording an attention event", e))
             }
-            Op::MergeHeads => {
-                let heads = self.shape.heads.eff() as usize;
-                let count = t * heads * dh;
-                self.launch(
-                    "merge_heads",
-                    elementwise_grid(count),
-                    &mut [
-                        Ptr(self.buf(Buf::O)),
-                        Ptr(self.buf(Buf::Om)),
-                        i(n),
-                        i(heads),
-                        i(dh),
-                        I64(count as i64),
-                    ],
-                )
-            }
-            Op::Residual { input } => {
-                let count = self.program.len(Buf::H);
-                self.launch(
-                    "residual_add",
-                    elementwise_grid(count),
-                    &mut [
-                        Ptr(self.buf(Buf::H)),
-                        Ptr(self.buf(input)),
-                        I64(count as i64),
-                    ],
-                )
-            }
-            Op::Swiglu => {
-                let count = self.program.len(Buf::Act);
-                self.launch(
-                    "swiglu",
-                    elementwise_grid(count),
-                    &mut [
-                        Ptr(self.buf(Buf::Gate)),
-                        Ptr(self.buf(Buf::Up)),
-                        Ptr(self.buf(Buf::Act)),
-                        I64(count as i64),
-                    ],
-                )
+            _ => {
+                let call = kernel_call(op, &self.program, &self.shape, self.d_model)
+                    .ok_or_else(|| Error::invalid(format!("no model.cu kernel for {op:?}")))?;
+                self.launch(&call)
             }
         }
     }
