@@ -46,6 +46,7 @@ fn main() {
     let mut kernels = vec![
         simple,
         cuda.join("model.cu"),
+        cuda.join("attention_mma.cu"),
         cuda.join("sim/tests/selftest.cu"),
     ];
     for m in MUTANTS {
@@ -83,7 +84,9 @@ fn base_build(cuda: &Path) -> cc::Build {
         .define("SQA_SIM", None)
         .include(cuda)
         .include(cuda.join("sim"))
-        .flag_if_supported("-Wno-unused-parameter");
+        .flag_if_supported("-Wno-unused-parameter")
+        // `#pragma unroll` is for NVRTC; the host compiler may ignore it.
+        .flag_if_supported("-Wno-unknown-pragmas");
     build
 }
 

@@ -4,13 +4,17 @@
 # Runs from the repository root with a prebuilt target/release/sqa-bench (the GPU machine
 # needs no Rust): GPU facts, library discovery and kernel loading (`doctor`), `verify`
 # against the fp64 reference (bounded), then the sweep (all variants, 1k…131k at 131,072
-# tokens per step), the layer and model scopes (verify, then the paper preset) with CSV,
-# meta.json and charts under OUTDIR. Every step has a time limit: the kernel steps end
-# inside 8 minutes on an H200, the scope steps (6) add at most 7 more (SKIP_SCOPES=1 leaves
-# them out); a failing step does not stop the others, but the script exits non-zero at
-# the end if any failed.
+# tokens per step), the PyTorch peers on the same shapes (ci/peers.py), one combined CSV
+# (OUTDIR/combined.csv), meta.json and charts under OUTDIR, then the layer and model
+# scopes (verify, the paper preset, compare with the published timings). Every step has
+# a time limit so the kernel steps end inside about 10 minutes on an H200 (8 without the
+# peers) and the scope steps add at most 7 more (SQA_GPU_CHECK_SCOPES=0 leaves them out);
+# a failing step does not stop the others, but the script exits non-zero at the end if
+# any failed.
 #
 # Environment: SQA_BENCH (the binary, default target/release/sqa-bench);
+# SQA_GPU_CHECK_QUICK=1 (a ~5-minute version for a short device lease: fewer verify
+# shapes, the sweep at the published lengths 1k/4k/32k/131k only, shorter peers);
 # SQA_BENCH_CUDA_LIB_DIR (folder with libnvrtc.so.13 or .12, and for the layer and model
 # scopes libcublas.so.* + libcublasLt.so.*, when not found by itself).
 set -uo pipefail
@@ -28,9 +32,22 @@ if [[ ! -x $BIN ]]; then
 fi
 mkdir -p "$OUT" || exit 2
 OUT=$(cd "$OUT" && pwd)
+# NVRTC: the binary searches the toolkit folders and the usual Python prefixes itself
+# (`doctor` lists them). Without a toolkit, also ask this machine's Python where NVIDIA's
+# pip wheels (PyTorch's NVRTC) live.
+if [[ -z ${SQA_BENCH_CUDA_LIB_DIR:-} ]] && ! compgen -G "/usr/local/cuda*/lib64/libnvrtc.so.1[23]" >/dev/null &&
+    command -v python3 >/dev/null 2>&1; then
+    PY_NVRTC=$(python3 -c '
+import os, site
+roots = site.getsitepackages() + [site.getusersitepackages()]
+dirs = [os.path.join(r, "nvidia", w, "lib") for r in roots for w in ("cu13", "cu12", "cuda_nvrtc")]
+print(":".join(d for d in dirs if os.path.isdir(d)))' 2>/dev/null)
+    [[ -n $PY_NVRTC ]] && export SQA_BENCH_CUDA_LIB_DIR=$PY_NVRTC && echo "SQA_BENCH_CUDA_LIB_DIR=$PY_NVRTC"
+fi
 # Compiled kernels are cached inside OUTDIR: a rerun starts at once, a fresh OUTDIR compiles.
 export SQA_BENCH_CACHE_DIR=${SQA_BENCH_CACHE_DIR:-$OUT/kernel-cache}
 
+QUICK=${SQA_GPU_CHECK_QUICK:-0}
 FAILED=()
 START=$SECONDS
 # step NAME SECONDS COMMAND...: runs COMMAND with a time limit, output to OUTDIR/NAME.log.
@@ -53,62 +70,90 @@ step nvidia-smi 15 bash -c 'nvidia-smi && nvidia-smi -q -d CLOCK,POWER,TEMPERATU
 
 # 2. Library discovery: driver, GPU, NVRTC (path, version), NVML; every kernel compiled
 #    for this GPU's sm_XY and loaded.
-step doctor 40 "$BIN" doctor
+step doctor 30 "$BIN" doctor
 
 # 3. Correctness against the fp64 reference: every kernel family with full outputs at small
 #    lengths and sampled rows (edges, window edges, random) at 16k; the sweep's kernel
 #    (auto) on sampled rows at 131k. Bounded to head structures that differ (MHA, GQA/SQA
 #    grouping, rSQA's tiled queries, a single KV head, windows).
-step verify 90 "$BIN" verify --backend cuda --variants mha,sqa,rsqa,swa \
-    --d-head 16,64,128 --small-seqlen 1,7,129,333 --seqlen 16k
-step verify-131k 45 "$BIN" verify --backend cuda --kernel auto --variants gqa,xsmqa,sw-sqa \
-    --d-head 64 --small-seqlen 1 --seqlen 131k
+if [[ $QUICK == 1 ]]; then
+    step verify 50 "$BIN" verify --backend cuda --variants mha,sqa,rsqa,swa \
+        --d-head 16,64,128 --small-seqlen 7,129 --seqlen 4k
+    step verify-131k 25 "$BIN" verify --backend cuda --kernel auto --variants gqa,sw-sqa \
+        --d-head 16 --small-seqlen 1 --seqlen 131k
+else
+    step verify 90 "$BIN" verify --backend cuda --variants mha,sqa,rsqa,swa \
+        --d-head 16,64,128 --small-seqlen 1,7,129,333 --seqlen 16k
+    step verify-131k 45 "$BIN" verify --backend cuda --kernel auto --variants gqa,xsmqa,sw-sqa \
+        --d-head 64 --small-seqlen 1 --seqlen 131k
+fi
 
 # 4. The sweep: all variants, 1k…131k, 131,072 tokens per step, best kernel (mma where
 #    it exists); every row is also checked on sampled rows (`verified` column).
-step sweep 225 "$BIN" run --backend cuda --variants all --tokens-per-step 131072 \
-    --out "$OUT/runs" --quiet
+if [[ $QUICK == 1 ]]; then
+    step sweep 120 "$BIN" run --backend cuda --variants all --tokens-per-step 131072 \
+        --seqlen 1k,4k,32k,131k --out "$OUT/runs" --quiet
+else
+    step sweep 225 "$BIN" run --backend cuda --variants all --tokens-per-step 131072 \
+        --out "$OUT/runs" --quiet
+fi
 
 # 5. The readable baseline kernel at two lengths, for the kernel comparison (it has no
 #    tensor cores: at 131k one causal pass takes about a second, too long for this check).
-step sweep-simple 30 "$BIN" run --backend cuda --kernel simple --variants all \
+[[ $QUICK == 1 ]] || step sweep-simple 30 "$BIN" run --backend cuda --kernel simple --variants all \
     --seqlen 4k,32k --tokens-per-step 131072 --out "$OUT/runs" --quiet
 
-# 6. Layer and model scopes (cuBLAS GEMMs + cuda/model.cu + the attention kernel): whole
-#    outputs of small shapes (N = 45 and 300, batch 2, 2 layers, d_ff 64, vocabulary 97,
-#    every variant, causal and window) against the f32 forward with fp64 attention, then
-#    the paper preset (model scope: d_model 256, 16 heads, 8 layers, d_ff 768, vocabulary
-#    10k; the published variants at 131,072 tokens per step) with `attn_time_share` and
-#    measured `peak_mem_bytes` per row. Few repetitions: a 131k model step runs eight
-#    attention passes (seconds each with the simple kernel).
-if [[ ${SKIP_SCOPES:-0} != 1 ]]; then
-    # cuBLAS: the search of `doctor` first; where SQA_BENCH_CUDA_LIB_DIR is unset, these
-    # steps also look where the machine's Python keeps NVIDIA's wheels (PyTorch's cuBLAS).
-    WITH_CUBLAS=(env)
-    if [[ -z ${SQA_BENCH_CUDA_LIB_DIR:-} ]]; then
-        PY_NVIDIA=$(python3 -c 'import nvidia; print(":".join(f"{p}/cu13/lib:{p}/cu12/lib:{p}/cublas/lib" for p in nvidia.__path__))' 2>/dev/null)
-        [[ -n $PY_NVIDIA ]] && WITH_CUBLAS=(env "SQA_BENCH_CUDA_LIB_DIR=$PY_NVIDIA")
-    fi
-    step verify-layer 60 "${WITH_CUBLAS[@]}" "$BIN" verify --backend cuda --scope layer
-    step verify-model 60 "${WITH_CUBLAS[@]}" "$BIN" verify --backend cuda --scope model
-    step paper 300 "${WITH_CUBLAS[@]}" "$BIN" run --backend cuda --preset paper --seqlen 1k,4k,32k,131k \
-        --warmup 1 --min-iters 3 --min-time 0 --out "$OUT/paper" --quiet
+# 6. Peers on the same GPU, same shapes: PyTorch SDPA (flash, cuDNN, efficient) and
+#    FlexAttention with a block mask for the window variants, timed like sqa-bench (CUDA
+#    events, L2 flush, warm-up, median), as one more run folder. Rows are written one by
+#    one, so a time-out keeps every row already measured. Then one CSV with every row.
+if command -v python3 >/dev/null 2>&1 && compgen -G "$OUT/runs/*/timings.csv" >/dev/null; then
+    SWEEPS=("$OUT"/runs/*/)
+    step peers $([[ $QUICK == 1 ]] && echo 60 || echo 150) python3 ci/peers.py --sqa-bench "$BIN" --like "${SWEEPS[@]}" \
+        --run-dir "$OUT/runs/peers-torch-$(date -u +%Y%m%d-%H%M%S)"
 fi
-# ---- compare: enable once `sqa-bench compare` (branch `plot`) is merged ------------------
-# if "$BIN" compare --help >/dev/null 2>&1 && compgen -G "$OUT/paper/*/timings.csv" >/dev/null; then
-#     step compare 20 "$BIN" compare "$OUT"/paper/*/
-# fi
-# -------------------------------------------------------------------------------------------
-
-# ---- peers: PyTorch SDPA / FlashAttention rows (ci/peers.py) go here ---------------------
-# if [[ -f ci/peers.py ]]; then
-#     step peers 60 python3 ci/peers.py --out "$OUT/runs"
-# fi
-# -------------------------------------------------------------------------------------------
+if compgen -G "$OUT/runs/*/timings.csv" >/dev/null; then
+    awk 'FNR == 1 && NR != 1 { next } { print }' "$OUT"/runs/*/timings.csv >"$OUT/combined.csv" &&
+        echo "== combined: $(($(wc -l <"$OUT/combined.csv") - 1)) rows in $OUT/combined.csv"
+fi
 
 # 7. Charts of every run together (each run folder also has its own after `run`).
 if "$BIN" plot --help >/dev/null 2>&1 && compgen -G "$OUT/runs/*/timings.csv" >/dev/null; then
     step plot 20 "$BIN" plot "$OUT"/runs/*/ --out "$OUT/combined"
+fi
+
+# 8. Layer and model scopes (cuBLAS GEMMs + cuda/model.cu + the attention kernel): whole
+#    outputs of small shapes (N = 45 and 300, batch 2, 2 layers, d_ff 64, vocabulary 97,
+#    every variant, causal and window) against the f32 forward with fp64 attention, then
+#    the paper preset (model scope: d_model 256, 16 heads, 8 layers, d_ff 768, vocabulary
+#    10k; the published variants at 131,072 tokens per step) with `attn_time_share` and
+#    measured `peak_mem_bytes` per row, then `compare` against the published timings.
+#    Few repetitions: a 131k model step runs eight attention passes.
+if [[ ${SQA_GPU_CHECK_SCOPES:-1} == 1 ]]; then
+    # cuBLAS: the binary searches the same folders as for NVRTC; where a toolkit supplied
+    # NVRTC but has no cuBLAS, these steps also look in the Python wheels (PyTorch's).
+    WITH_CUBLAS=(env)
+    if [[ -z ${SQA_BENCH_CUDA_LIB_DIR:-} ]] && ! compgen -G "/usr/local/cuda*/lib64/libcublas.so.1[23]" >/dev/null &&
+        command -v python3 >/dev/null 2>&1; then
+        PY_CUBLAS=$(python3 -c '
+import os, site
+roots = site.getsitepackages() + [site.getusersitepackages()]
+dirs = [os.path.join(r, "nvidia", w, "lib") for r in roots for w in ("cu13", "cu12", "cublas")]
+print(":".join(d for d in dirs if os.path.isdir(d)))' 2>/dev/null)
+        [[ -n $PY_CUBLAS ]] && WITH_CUBLAS=(env "SQA_BENCH_CUDA_LIB_DIR=$PY_CUBLAS") &&
+            echo "scope steps: SQA_BENCH_CUDA_LIB_DIR=$PY_CUBLAS"
+    fi
+    step verify-layer 60 "${WITH_CUBLAS[@]}" "$BIN" verify --backend cuda --scope layer
+    step verify-model 60 "${WITH_CUBLAS[@]}" "$BIN" verify --backend cuda --scope model
+    step paper $([[ $QUICK == 1 ]] && echo 180 || echo 300) "${WITH_CUBLAS[@]}" "$BIN" run \
+        --backend cuda --preset paper --seqlen 1k,4k,32k,131k --warmup 1 \
+        --min-iters $([[ $QUICK == 1 ]] && echo 2 || echo 3) --min-time 0 --out "$OUT/paper" --quiet
+    # ---- compare with the published timings (`sqa-bench compare`, from branch `plot`) ----
+    if "$BIN" compare --help >/dev/null 2>&1 && compgen -G "$OUT/paper/*/timings.csv" >/dev/null; then
+        PAPER_RUN=$(ls -d "$OUT"/paper/*/ | sort | tail -n 1)
+        step compare 20 "$BIN" compare "$PAPER_RUN"
+    fi
+    # ---------------------------------------------------------------------------------------
 fi
 
 echo "== gpu-check finished in $((SECONDS - START))s; results in $OUT"

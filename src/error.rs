@@ -39,6 +39,10 @@ pub enum Error {
         source: std::io::Error,
     },
 
+    /// A chart could not be drawn or written.
+    #[error("chart: {0}")]
+    Chart(String),
+
     /// A results or data file exists but does not hold what it should.
     #[error("{}: {msg}", path.display())]
     BadFile { path: PathBuf, msg: String },

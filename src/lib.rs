@@ -7,13 +7,17 @@
 //! is the fp64 oracle for every backend.
 
 pub mod backend;
+pub mod compare;
 pub mod cost;
 pub mod error;
+pub mod export;
 pub mod inputs;
 pub mod measure;
 pub mod model;
 pub mod plan;
+pub mod plot;
 pub mod problem;
+pub mod published;
 pub mod reference;
 pub mod report;
 pub mod results;

@@ -184,6 +184,11 @@ fn second_compile_comes_from_the_cache() {
         .collect();
     assert_eq!(files.len(), 1, "{files:?}");
     assert_eq!(std::fs::read(&files[0]).unwrap(), first);
+    assert_eq!(
+        files[0],
+        compile::cache_file(dir.path(), &src, "sm_90", Output::Cubin, lib.version),
+        "the backend evicts a damaged entry by this name"
+    );
     // Replace the cached image: the next call must return it without compiling.
     std::fs::write(&files[0], b"cached image").unwrap();
     let second =

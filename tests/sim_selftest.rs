@@ -6,7 +6,7 @@
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use sqa_bench::problem::Dtype;
-use sqa_bench::sim::selftest::{self, Fragments, BLOCK};
+use sqa_bench::sim::selftest::{self, Divergence, Fragments, BLOCK};
 use sqa_bench::verify::{compare, Tolerance};
 
 #[test]
@@ -30,14 +30,23 @@ fn shuffles_exchange_and_reduce_within_each_warp() {
 
 #[test]
 fn divergent_shuffle_is_reported() {
-    for threads in [false, true] {
-        let e = selftest::diverge(threads).expect_err("divergent shuffle must fail");
-        let msg = e.to_string();
-        assert!(msg.contains("divergence"), "threads={threads}: {msg}");
-        assert!(
-            msg.contains("block (0,0,0) thread"),
-            "threads={threads}: {msg}"
-        );
+    for how in [
+        Divergence::Exits,
+        Divergence::Barrier,
+        Divergence::OtherCollective,
+    ] {
+        for threads in [false, true] {
+            let e = selftest::diverge(how, threads).expect_err("divergent shuffle must fail");
+            let msg = e.to_string();
+            assert!(
+                msg.contains("divergence"),
+                "{how:?} threads={threads}: {msg}"
+            );
+            assert!(
+                msg.contains("block (0,0,0) thread"),
+                "{how:?} threads={threads}: {msg}"
+            );
+        }
     }
 }
 
@@ -123,6 +132,22 @@ fn cp_async_lands_at_its_wait_and_zero_fills() {
         );
         assert!(r.mid1[i].is_nan(), "group 1 landed before wait_group 0");
         assert_eq!(r.after[i], x, "group 1, element {i}");
+    }
+}
+
+#[test]
+fn dynamic_shared_memory_is_poisoned_in_every_block() {
+    let src: [f32; 64] = std::array::from_fn(|i| 100.0 + i as f32);
+    let (before, after) = selftest::dynamic_smem(&src).expect("dynamic smem kernel");
+    for block in 0..2 {
+        for i in 0..64 {
+            let e = 64 * block + i;
+            assert!(
+                before[e].is_nan(),
+                "block {block}: element {i} not poisoned"
+            );
+            assert_eq!(after[e], src[(i + 4) % 64], "block {block}: element {i}");
+        }
     }
 }
 

@@ -12,10 +12,13 @@ use sqa_bench::plan::{parse_lengths, BatchRule, PlanSpec};
 use sqa_bench::problem::{Dtype, ModelDims, Pattern, Scope};
 use sqa_bench::variant::{self, DEFAULT_WINDOW};
 
+mod compare;
 mod doctor;
 mod kernels;
 mod list;
+mod plot;
 mod run;
+mod table;
 mod verify;
 mod verify_scope;
 
@@ -38,6 +41,12 @@ pub enum Command {
     List(list::ListArgs),
     /// Check every kernel of a backend against the fp64 reference.
     Verify(verify::VerifyArgs),
+    /// Charts (PNG and SVG) of one or several runs: time, throughput, speedup.
+    Plot(plot::PlotArgs),
+    /// Compare a run with the published SQA timings (arXiv 2510.01817).
+    Compare(compare::CompareArgs),
+    /// Print a run's main table (variants × lengths) as text, markdown, LaTeX or CSV.
+    Table(table::TableArgs),
     /// Compile every CUDA kernel to PTX (no GPU needed) and print ptxas' resource report.
     Kernels(kernels::KernelsArgs),
     /// Show what the CUDA backend finds (driver, GPU, NVRTC, NVML) and load every kernel.
@@ -51,6 +60,27 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Verify(a) => verify::run(a),
         Command::Kernels(a) => kernels::run(a),
         Command::Doctor(a) => doctor::run(a),
+        Command::Plot(a) => plot::run(a),
+        Command::Compare(a) => compare::run(a),
+        Command::Table(a) => table::run(a),
+    }
+}
+
+/// A published set of SQA timings (`results/published/`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum PublishedChoice {
+    /// arXiv 2510.01817 Table 3: seconds per step.
+    Paper,
+    /// The announcement post: 50-step totals (and the 500k H100 rows).
+    Post,
+}
+
+impl PublishedChoice {
+    pub fn name(self) -> &'static str {
+        match self {
+            PublishedChoice::Paper => "paper",
+            PublishedChoice::Post => "post",
+        }
     }
 }
 

@@ -7,10 +7,11 @@ use anyhow::Context;
 use clap::Args;
 
 use sqa_bench::backend::{self, Choice};
+use sqa_bench::plan::length_label;
 use sqa_bench::plan::BatchRule;
-use sqa_bench::report::SpeedTable;
-use sqa_bench::results::{self, CsvSink, Meta};
-use sqa_bench::{sweep, sysinfo};
+use sqa_bench::report::{align, SpeedTable};
+use sqa_bench::results::{self, CsvSink, Meta, Row};
+use sqa_bench::{sweep, sysinfo, variant};
 
 use super::{CudaArgs, MeasureArgs, ShapeArgs};
 
@@ -43,6 +44,9 @@ pub struct RunArgs {
     /// Print the validated plan (one line per problem) and exit without running or writing.
     #[arg(long)]
     pub dry_run: bool,
+    /// Do not write the default charts next to timings.csv.
+    #[arg(long)]
+    pub no_plot: bool,
 }
 
 pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
@@ -64,21 +68,20 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
         print_plan(&plan);
         return Ok(ExitCode::SUCCESS);
     }
-    // Refuse bad input before anything is written; a problem that does not fit memory
-    // becomes a row with status `oom` and the sweep goes on, unless no problem fits
-    // (then there is nothing to measure: refused like any bad input).
+    // Refuse bad input before anything is written. A problem that does not fit memory
+    // becomes a row with status `oom` and the sweep goes on, unless none fits at all.
     let mut first_oom = None;
-    let mut fitting = 0;
+    let mut fits = 0;
     for p in &plan {
         match backend.check(p) {
-            Ok(()) => fitting += 1,
+            Ok(()) => fits += 1,
             Err(e @ sqa_bench::Error::OutOfMemory { .. }) => {
                 first_oom.get_or_insert(e);
             }
             Err(e) => return Err(e.into()),
         }
     }
-    if let (0, Some(e)) = (fitting, first_oom) {
+    if let (0, Some(e)) = (fits, first_oom) {
         return Err(e.into());
     }
     results::check_writable(&a.out)
@@ -116,6 +119,12 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
         "{}",
         SpeedTable::from_rows(&rows, &a.baseline.to_ascii_lowercase()).to_text()
     );
+    if let Some(summary) = peak_summary(&rows, &meta.device_info) {
+        print!("{summary}");
+    }
+    if !a.no_plot {
+        super::plot::after_run(&dir, &meta, &rows, &a.baseline);
+    }
     let failed = rows.iter().filter(|r| !r.is_ok()).count();
     let wrong = rows.iter().filter(|r| r.verified == "fail").count();
     println!(
@@ -162,4 +171,89 @@ fn print_plan(plan: &[sqa_bench::problem::Problem]) {
         ]);
     }
     print!("{}", sqa_bench::report::align(&lines));
+}
+
+/// GFLOP/s of every measured row and its share of the device's measured sgemm rate,
+/// as a variant × length table; `None` when the backend measured no sgemm (GPUs).
+fn peak_summary(rows: &[Row], device_info: &serde_json::Value) -> Option<String> {
+    let sgemm = device_info.get("sgemm_gflops")?.as_f64()?;
+    let mut lengths: Vec<usize> = rows.iter().map(|r| r.seq_len).collect();
+    lengths.sort_unstable();
+    lengths.dedup();
+    let mut variants: Vec<&str> = Vec::new();
+    for r in rows {
+        if !variants.contains(&r.variant.as_str()) {
+            variants.push(&r.variant);
+        }
+    }
+    variants.sort_by_key(|k| variant::order_of(k));
+    let mut lines = vec![std::iter::once("GFLOP/s (% of sgemm)".to_string())
+        .chain(lengths.iter().map(|&n| length_label(n)))
+        .collect::<Vec<_>>()];
+    for v in variants {
+        let mut line = vec![variant::display_name(v)];
+        for &n in &lengths {
+            let row = rows.iter().find(|r| r.variant == v && r.seq_len == n);
+            line.push(
+                match row.and_then(|r| r.median_ms.filter(|_| r.is_ok()).map(|ms| (r, ms))) {
+                    Some((r, ms)) => {
+                        let g = r.flops / (ms * 1e-3) / 1e9;
+                        format!("{g:.1} ({:.0}%)", 100.0 * g / sgemm)
+                    }
+                    None => "—".to_string(),
+                },
+            );
+        }
+        lines.push(line);
+    }
+    Some(format!(
+        "{}measured sgemm: {sgemm:.1} GFLOP/s ({})\n",
+        align(&lines),
+        device_info
+            .get("peak_source")
+            .and_then(|s| s.as_str())
+            .unwrap_or("no source")
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sqa_bench::backend::cpu::CpuBackend;
+    use sqa_bench::problem::{AttnShape, Dtype, Pattern, Problem, Scope};
+
+    fn row(variant: &str, n: usize, ms: Option<f64>) -> Row {
+        let heads = variant::find(variant).unwrap().heads(16).unwrap();
+        let p = Problem {
+            variant: variant.into(),
+            d_model: 1024,
+            shape: AttnShape {
+                batch: 1,
+                seq_len: n,
+                heads,
+                d_head: 64,
+                pattern: Pattern::Causal,
+            },
+            dtype: Dtype::Bf16,
+            scope: Scope::Kernel,
+        };
+        let mut r = sweep::base_row(&CpuBackend::new(), "cpu", &p);
+        r.median_ms = ms;
+        if ms.is_none() {
+            r.status = "oom".into();
+        }
+        r
+    }
+
+    #[test]
+    fn peak_summary_gives_gflops_and_share_of_sgemm() {
+        let mha = row("mha", 1024, Some(10.0));
+        let gflops = mha.flops / 1e-2 / 1e9;
+        let rows = [mha, row("xsqa", 1024, None)];
+        let info = serde_json::json!({"sgemm_gflops": gflops * 2.0, "peak_source": "test"});
+        let text = peak_summary(&rows, &info).unwrap();
+        assert!(text.contains(&format!("{gflops:.1} (50%)")), "{text}");
+        assert!(text.contains("xSQA") && text.contains('—'), "{text}");
+        assert!(peak_summary(&rows, &serde_json::json!({})).is_none());
+    }
 }

@@ -12,6 +12,7 @@ extern "C" {
     fn sqa_sim_test_shfl(out: *mut f32, threads_mode: c_int, err: *mut c_char, len: c_int)
         -> c_int;
     fn sqa_sim_test_diverge(
+        how: c_int,
         out: *mut f32,
         threads_mode: c_int,
         err: *mut c_char,
@@ -38,6 +39,13 @@ extern "C" {
         before: *mut f32,
         mid0: *mut f32,
         mid1: *mut f32,
+        after: *mut f32,
+        err: *mut c_char,
+        len: c_int,
+    ) -> c_int;
+    fn sqa_sim_test_dynamic_smem(
+        src: *const f32,
+        before: *mut f32,
         after: *mut f32,
         err: *mut c_char,
         len: c_int,
@@ -85,9 +93,35 @@ pub fn shfl(threads: bool) -> Result<Vec<f32>> {
     run64(6, threads, sqa_sim_test_shfl)
 }
 
-/// `sim_test_diverge`: half of each warp skips a shuffle (must fail).
-pub fn diverge(threads: bool) -> Result<Vec<f32>> {
-    run64(1, threads, sqa_sim_test_diverge)
+/// What the other half of each warp does in `sim_test_diverge`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Divergence {
+    /// Skips the shuffle and exits.
+    Exits = 0,
+    /// Waits at a barrier.
+    Barrier = 1,
+    /// Runs a different warp collective (an mma).
+    OtherCollective = 2,
+}
+
+/// `sim_test_diverge`: half of each warp runs a shuffle, the other half does `how`
+/// (must fail).
+pub fn diverge(how: Divergence, threads: bool) -> Result<Vec<f32>> {
+    let mut out = vec![0f32; BLOCK];
+    let mut err = [0 as c_char; ERR_LEN];
+    // SAFETY: `out` holds the BLOCK floats the kernel writes at most, `err` ERR_LEN
+    // bytes; neither is kept after the call.
+    let rc = unsafe {
+        sqa_sim_test_diverge(
+            how as c_int,
+            out.as_mut_ptr(),
+            threads as c_int,
+            err.as_mut_ptr(),
+            ERR_LEN as c_int,
+        )
+    };
+    check(rc, &err)?;
+    Ok(out)
 }
 
 /// `sim_test_deadlock`: only the first warp reaches a barrier (must fail).
@@ -184,6 +218,28 @@ pub fn cp_async(src: &[f32; 64]) -> Result<CpAsync> {
         mid1,
         after,
     })
+}
+
+/// `sim_test_dynamic_smem` on 64 source floats: (before, after), 128 floats each
+/// (two blocks): the dynamic shared memory before any write, and after a cp.async by
+/// each thread and a barrier, read rotated by one thread.
+pub fn dynamic_smem(src: &[f32; 64]) -> Result<(Vec<f32>, Vec<f32>)> {
+    let src = Aligned(*src);
+    let (mut before, mut after) = (vec![0f32; 128], vec![0f32; 128]);
+    let mut err = [0 as c_char; ERR_LEN];
+    // SAFETY: the source is 64 floats aligned to 16 bytes, the outputs 128 floats each,
+    // as the two-block kernel expects; nothing is kept after the call.
+    let rc = unsafe {
+        sqa_sim_test_dynamic_smem(
+            src.0.as_ptr(),
+            before.as_mut_ptr(),
+            after.as_mut_ptr(),
+            err.as_mut_ptr(),
+            ERR_LEN as c_int,
+        )
+    };
+    check(rc, &err)?;
+    Ok((before, after))
 }
 
 /// What `sim_test_pack` produced for each pair (x[2i], x[2i+1]).

@@ -17,10 +17,22 @@ extern "C" __global__ void sim_test_shfl(float* out) {
     out[6 * tid + 5] = sum;
 }
 
-// Half of each warp skips the shuffle: the simulator must report divergence.
-extern "C" __global__ void sim_test_diverge(float* out) {
+// Half of each warp takes part in a shuffle while the other half (how = 0) skips it
+// and exits, (1) waits at a barrier, or (2) runs a different warp collective (an mma).
+// The simulator must report divergence.
+extern "C" __global__ void sim_test_diverge(int how, float* out) {
     const int tid = threadIdx.x;
-    if (tid % 32 < 16) out[tid] = warp_shfl_xor(1.0f, 1);
+    if (tid % 32 < 16) {
+        out[tid] = warp_shfl_xor(1.0f, 1);
+    } else if (how == 1) {
+        block_sync();
+    } else if (how == 2) {
+        const uint32_t a[4] = {0, 0, 0, 0}, b[2] = {0, 0};
+        const float c[4] = {0, 0, 0, 0};
+        float d[4];
+        mma_m16n8k16_bf16(d, a, b, c);
+        out[tid] = d[0];
+    }
 }
 
 // Only the first warp reaches the barrier: the simulator must report a deadlock.
@@ -162,4 +174,19 @@ extern "C" __global__ void sim_test_pack(const float* in, uint32_t* packed_bf16,
     packed_f16[t] = staged[n + t];
     scalar_bf16[t] = from_float<bf16_t>(in[2 * t]).bits;
     scalar_f16[t] = from_float<f16_t>(in[2 * t]).bits;
+}
+
+// Two blocks of 16 threads, 64 floats of dynamic shared memory. Per block b:
+// before[64b + i] = the buffer before anything is written (the simulator's poison, in
+// every block), after[64b + i] = src[(i + 4) % 64], written by cp.async of another
+// thread and read after the barrier.
+extern "C" __global__ void sim_test_dynamic_smem(const float* src, float* before, float* after) {
+    SQA_DYNAMIC_SMEM(float, buf);
+    const int t = threadIdx.x, o = 4 * t, base = 64 * blockIdx.x;
+    for (int i = 0; i < 4; ++i) before[base + o + i] = buf[o + i];
+    cp_async_16(&buf[o], &src[o], true);
+    cp_async_commit();
+    cp_async_wait<0>();
+    block_sync();
+    for (int i = 0; i < 4; ++i) after[base + o + i] = buf[(o + i + 4) % 64];
 }

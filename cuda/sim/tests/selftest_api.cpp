@@ -8,11 +8,12 @@
 #include "launch.h"
 
 extern "C" void sim_test_shfl(float* out);
-extern "C" void sim_test_diverge(float* out);
+extern "C" void sim_test_diverge(int how, float* out);
 extern "C" void sim_test_deadlock(float* out);
 extern "C" void sim_test_mma_bf16(int mode, const uint16_t* a, const uint16_t* b, const float* c, float* d);
 extern "C" void sim_test_mma_f16(int mode, const uint16_t* a, const uint16_t* b, const float* c, float* d);
 extern "C" void sim_test_cp_async(const float* src, float* before, float* mid0, float* mid1, float* after);
+extern "C" void sim_test_dynamic_smem(const float* src, float* before, float* after);
 extern "C" void sim_test_pack(const float* in, uint32_t* packed_bf16, uint32_t* packed_f16, uint16_t* scalar_bf16,
                               uint16_t* scalar_f16);
 
@@ -33,10 +34,11 @@ extern "C" int sqa_sim_test_shfl(float* out, int threads_mode, char* err, int er
                   err_len);
 }
 
-// 64 threads; out has 64 floats.
-extern "C" int sqa_sim_test_diverge(float* out, int threads_mode, char* err, int err_len) {
-    return report(sqa_sim::launch(dim3(1), dim3(64), 0, mode_of(threads_mode), [&] { sim_test_diverge(out); }), err,
-                  err_len);
+// 64 threads; out has 64 floats; `how` as in selftest.cu.
+extern "C" int sqa_sim_test_diverge(int how, float* out, int threads_mode, char* err, int err_len) {
+    return report(
+        sqa_sim::launch(dim3(1), dim3(64), 0, mode_of(threads_mode), [&] { sim_test_diverge(how, out); }), err,
+        err_len);
 }
 
 // 64 threads; out has 64 floats.
@@ -71,5 +73,13 @@ extern "C" int sqa_sim_test_pack(int pairs, const float* in, uint32_t* packed_bf
                                  uint16_t* scalar_bf16, uint16_t* scalar_f16, char* err, int err_len) {
     return report(sqa_sim::launch(dim3(1), dim3((unsigned)pairs), 2 * 4 * (size_t)pairs, sqa_sim::Mode::Fibers,
                                   [&] { sim_test_pack(in, packed_bf16, packed_f16, scalar_bf16, scalar_f16); }),
+                  err, err_len);
+}
+
+// 2 blocks of 16 threads, 256 bytes of dynamic shared memory; src has 64 floats
+// (16-byte aligned), before and after 128.
+extern "C" int sqa_sim_test_dynamic_smem(const float* src, float* before, float* after, char* err, int err_len) {
+    return report(sqa_sim::launch(dim3(2), dim3(16), 64 * sizeof(float), sqa_sim::Mode::Fibers,
+                                  [&] { sim_test_dynamic_smem(src, before, after); }),
                   err, err_len);
 }

@@ -118,6 +118,23 @@ pub fn cache_dir() -> Option<PathBuf> {
         .or_else(|| var("HOME").map(|d| d.join(".cache/sqa-bench")))
 }
 
+/// The file in cache folder `dir` holding `src` compiled for `arch` as `output`.
+pub fn cache_file(
+    dir: &Path,
+    src: &Source,
+    arch: &str,
+    output: Output,
+    nvrtc_version: (i32, i32),
+) -> PathBuf {
+    let key = cache_key(src, &options(arch, output), nvrtc_version);
+    dir.join(format!(
+        "{}-{arch}-{}.{}",
+        src.name.trim_end_matches(".cu"),
+        &key[..32],
+        output.extension()
+    ))
+}
+
 /// Compiles `src` for `arch`, through the cache in `cache` when given.
 pub fn compile_cached(
     src: &Source,
@@ -127,14 +144,7 @@ pub fn compile_cached(
     cache: Option<&Path>,
 ) -> Result<Vec<u8>> {
     let opts = options(arch, output);
-    let file = cache.map(|d| {
-        d.join(format!(
-            "{}-{arch}-{}.{}",
-            src.name.trim_end_matches(".cu"),
-            &cache_key(src, &opts, nvrtc_version)[..32],
-            output.extension()
-        ))
-    });
+    let file = cache.map(|d| cache_file(d, src, arch, output, nvrtc_version));
     if let Some(image) = file.as_ref().and_then(|f| std::fs::read(f).ok()) {
         if !image.is_empty() {
             return Ok(image);

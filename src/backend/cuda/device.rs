@@ -168,7 +168,23 @@ impl Device {
         let clock_mhz = telemetry_max_sm_clock(&self.pci_bus_id)
             .map(f64::from)
             .unwrap_or(self.clock_khz as f64 / 1e3);
-        let peak = peak_tflops(self.cc, self.sm_count, clock_mhz);
+        let (peak, peak_source) = match published_peak(&self.name) {
+            Some((tf, gpu)) => (
+                Some(tf),
+                format!("published dense bf16 tensor-core peak of the {gpu} (NVIDIA data sheet)"),
+            ),
+            None => {
+                let peak = peak_tflops(self.cc, self.sm_count, clock_mhz);
+                let source = match peak {
+                    Some(_) => format!(
+                        "table: dense bf16 tensor-core FLOPs/clock/SM for sm_{}{} × {} SMs × {clock_mhz:.0} MHz max SM clock",
+                        self.cc.0, self.cc.1, self.sm_count
+                    ),
+                    None => "unknown for this compute capability".to_string(),
+                };
+                (peak, source)
+            }
+        };
         serde_json::json!({
             "gpu_name": self.name,
             "compute_capability": format!("{}.{}", self.cc.0, self.cc.1),
@@ -182,15 +198,40 @@ impl Device {
             "nvrtc_version": format!("{}.{}", self.nvrtc.version.0, self.nvrtc.version.1),
             "nvrtc_library": self.nvrtc.path.as_ref().map_or("system library path".to_string(), |p| p.display().to_string()),
             "peak_tflops_per_s": peak,
-            "peak_source": match peak {
-                Some(_) => format!(
-                    "table: dense bf16 tensor-core FLOPs/clock/SM for sm_{}{} × {} SMs × {clock_mhz:.0} MHz max SM clock (mma.sync kernels cannot reach Hopper's wgmma peak)",
-                    self.cc.0, self.cc.1, self.sm_count
-                ),
-                None => "unknown for this compute capability".to_string(),
-            },
+            "peak_source": peak_source,
         })
     }
+}
+
+/// Published dense bf16 peaks (TFLOP/s, without sparsity) by GPU name, most specific first.
+/// NVIDIA quotes Hopper at 1830 MHz, below the max clock NVML reports, so the data sheet
+/// is preferred over the clock formula where the GPU is known.
+const PUBLISHED_PEAKS: &[(&str, f64)] = &[
+    ("H200", 989.4),
+    ("H100 PCIe", 756.0),
+    ("H100", 989.4),
+    ("H800", 989.4),
+    ("A100", 312.0),
+    ("A800", 312.0),
+    ("L40S", 362.1),
+    ("L4", 121.0),
+    ("A10", 125.0),
+];
+
+/// The published peak of a GPU named `name` (e.g. "NVIDIA H200"), with the model matched.
+pub fn published_peak(name: &str) -> Option<(f64, &'static str)> {
+    let words: Vec<&str> = name
+        .split(|c: char| c.is_whitespace() || c == '-')
+        .filter(|w| !w.is_empty())
+        .collect();
+    PUBLISHED_PEAKS.iter().find_map(|&(model, tf)| {
+        let parts: Vec<&str> = model.split_whitespace().collect();
+        // Whole words in sequence, so "A10" does not match "A100" and "L4" not "L40S".
+        words
+            .windows(parts.len())
+            .any(|w| w.iter().zip(&parts).all(|(a, b)| a.eq_ignore_ascii_case(b)))
+            .then_some((tf, model))
+    })
 }
 
 /// Dense bf16 tensor-core FLOPs per clock per SM (f32 accumulation), by compute capability.
@@ -268,6 +309,27 @@ mod tests {
         assert_eq!(cuda_major(13000), 13);
         assert_eq!(cuda_major(12020), 12);
         assert_eq!(version_text(12080), "12.8");
+        assert_eq!(published_peak("NVIDIA H200"), Some((989.4, "H200")));
+        assert_eq!(
+            published_peak("NVIDIA H100 PCIe"),
+            Some((756.0, "H100 PCIe"))
+        );
+        assert_eq!(
+            published_peak("NVIDIA H100 80GB HBM3"),
+            Some((989.4, "H100"))
+        );
+        assert_eq!(
+            published_peak("NVIDIA A100-SXM4-80GB"),
+            Some((312.0, "A100"))
+        );
+        assert_eq!(published_peak("NVIDIA A1000"), None, "whole words only");
+        assert_eq!(
+            published_peak("NVIDIA A100 80GB PCIe"),
+            Some((312.0, "A100"))
+        );
+        assert_eq!(published_peak("NVIDIA A10"), Some((125.0, "A10")));
+        assert_eq!(published_peak("NVIDIA L40S"), Some((362.1, "L40S")));
+        assert_eq!(published_peak("NVIDIA GeForce RTX 4090"), None);
         assert_eq!(version_text(13000), "13.0");
     }
 }

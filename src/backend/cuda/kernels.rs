@@ -40,18 +40,37 @@ pub struct Family {
 }
 
 /// Every kernel family, the readable baseline first.
-pub const FAMILIES: &[Family] = &[Family {
-    name: "simple",
-    file: "attention_simple.cu",
-    source: include_str!("../../../cuda/attention_simple.cu"),
-    dtypes: &[Dtype::Bf16, Dtype::F16],
-    d_heads: &[16, 32, 64, 128],
-    geometry: |_| Geometry {
-        block_q: 64,
-        threads: 64,
-        smem_bytes: 0,
+pub const FAMILIES: &[Family] = &[
+    Family {
+        name: "simple",
+        file: "attention_simple.cu",
+        source: include_str!("../../../cuda/attention_simple.cu"),
+        dtypes: &[Dtype::Bf16, Dtype::F16],
+        d_heads: &[16, 32, 64, 128],
+        geometry: |_| Geometry {
+            block_q: 64,
+            threads: 64,
+            smem_bytes: 0,
+        },
     },
-}];
+    Family {
+        name: "mma",
+        file: "attention_mma.cu",
+        source: include_str!("../../../cuda/attention_mma.cu"),
+        dtypes: &[Dtype::Bf16, Dtype::F16],
+        d_heads: &[16, 32, 64, 128],
+        // 8 warps x 16 query rows; two stages of one K and one V tile of BLOCK_K rows
+        // (128 at d16, else 64): the table in the header of attention_mma.cu.
+        geometry: |d| {
+            let block_k = if d == 16 { 128 } else { 64 };
+            Geometry {
+                block_q: 128,
+                threads: 256,
+                smem_bytes: (2 * 2 * block_k * d * 2) as u32,
+            }
+        },
+    },
+];
 
 impl Family {
     /// The NVRTC program of this family.

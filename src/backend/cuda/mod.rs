@@ -97,18 +97,29 @@ impl CudaBackend {
         if let Some(m) = mods.get(key) {
             return Ok(m.clone());
         }
-        let cubin = compile::compile_cached(
-            src,
-            &self.dev.arch,
-            compile::Output::Cubin,
-            self.dev.nvrtc.version,
-            compile::cache_dir().as_deref(),
-        )?;
-        let m = self
-            .dev
-            .ctx
-            .load_module(Ptx::from_binary(cubin))
-            .map_err(|e| driver_err(&format!("loading {} for {}", src.name, self.dev.arch), e))?;
+        let compile = |cache: Option<&std::path::Path>| {
+            compile::compile_cached(
+                src,
+                &self.dev.arch,
+                compile::Output::Cubin,
+                self.dev.nvrtc.version,
+                cache,
+            )
+        };
+        let load = |image: Vec<u8>| self.dev.ctx.load_module(Ptx::from_binary(image));
+        let cache = compile::cache_dir();
+        let m = match (load(compile(cache.as_deref())?), &cache) {
+            (Ok(m), _) => Ok(m),
+            // A damaged cache entry must not stick: drop it and compile afresh once.
+            (Err(_), Some(dir)) => {
+                let v = self.dev.nvrtc.version;
+                let file = compile::cache_file(dir, src, &self.dev.arch, compile::Output::Cubin, v);
+                let _ = std::fs::remove_file(file);
+                load(compile(cache.as_deref())?)
+            }
+            (Err(e), None) => Err(e),
+        }
+        .map_err(|e| driver_err(&format!("loading {} for {}", src.name, self.dev.arch), e))?;
         mods.insert(key, m.clone());
         Ok(m)
     }
