@@ -10,10 +10,10 @@ use rand::{Rng, SeedableRng};
 
 use sqa_bench::backend::cuda::compile::{self, Output};
 use sqa_bench::backend::cuda::gemm::{ColMajorGemm, Operand};
-use sqa_bench::backend::cuda::scope::{
-    elementwise_grid, model_program, rmsnorm_grid, weight_elems, ScopeBytes,
-    CUBLAS_WORKSPACE_BYTES, MODEL_KERNELS,
+use sqa_bench::backend::cuda::model_kernels::{
+    elementwise_grid, model_program, rmsnorm_grid, MODEL_KERNELS,
 };
+use sqa_bench::backend::cuda::scope::{weight_elems, ScopeBytes, CUBLAS_WORKSPACE_BYTES};
 use sqa_bench::backend::cuda::{fits_memory, libs};
 use sqa_bench::model::cpu::matmul;
 use sqa_bench::model::program::Program;
@@ -320,7 +320,7 @@ fn signature(kernel: &str) -> Vec<CKind> {
 
 #[test]
 fn kernel_calls_match_the_signatures_and_sizes_in_model_cu() {
-    use sqa_bench::backend::cuda::scope::{kernel_call, Arg};
+    use sqa_bench::backend::cuda::model_kernels::{kernel_call, Arg};
     use sqa_bench::model::program::{Buf, Op};
     let small = ModelDims {
         layers: 2,

@@ -7,7 +7,9 @@ use std::process::ExitCode;
 use clap::Args;
 
 use sqa_bench::backend::cuda::kernels::FAMILIES;
-use sqa_bench::backend::cuda::{compile, device, libs, ptxas, scope, CudaBackend, CudaOptions};
+use sqa_bench::backend::cuda::{
+    compile, device, libs, model_kernels, ptxas, CudaBackend, CudaOptions,
+};
 use sqa_bench::backend::Backend;
 
 #[derive(Debug, Args)]
@@ -61,8 +63,8 @@ pub fn run(_: DoctorArgs) -> anyhow::Result<ExitCode> {
         );
     }
     // The layer and model scopes: model.cu's kernels, and cuBLAS (kernel scope runs without it).
-    let module = backend.load_program("model", &scope::model_program())?;
-    for k in scope::MODEL_KERNELS {
+    let module = backend.load_program("model", &model_kernels::model_program())?;
+    for k in model_kernels::MODEL_KERNELS {
         for dt in ["bf16", "f16"] {
             let entry = format!("{k}_{dt}");
             module
@@ -72,7 +74,7 @@ pub fn run(_: DoctorArgs) -> anyhow::Result<ExitCode> {
     }
     println!(
         "model.cu: {} entry points loaded",
-        2 * scope::MODEL_KERNELS.len()
+        2 * model_kernels::MODEL_KERNELS.len()
     );
     match libs::load_cublas(Some(device::cuda_major(dev.driver_cuda_version))) {
         Ok(lib) => println!(

@@ -6,7 +6,8 @@
 //! GPU, [`compile`] runs NVRTC with its disk cache, [`kernels`] is the kernel table,
 //! [`launch`] owns buffers and timed launches, [`ptxas`] reads resource reports.
 //! The layer and model scopes: [`scope`] runs the forward program (`model::program`)
-//! with the GEMMs of [`gemm`] (cuBLAS) and the kernels of `cuda/model.cu`.
+//! with the GEMMs of [`gemm`] (cuBLAS) and the kernels of `cuda/model.cu`
+//! ([`model_kernels`]).
 
 pub mod compile;
 pub mod device;
@@ -14,6 +15,7 @@ pub mod gemm;
 pub mod kernels;
 pub mod launch;
 pub mod libs;
+pub mod model_kernels;
 pub mod ptxas;
 pub mod scope;
 

@@ -5,8 +5,7 @@
 //! of `StepData::random` is uploaded as 16-bit words. A step runs the ops in order on the
 //! device's one stream: `Gemm` through cuBLAS ([`super::gemm`]), `Attention` through the
 //! same attention kernel the kernel scope times (`--kernel`), the rest through the
-//! kernels of `cuda/model.cu` (launch geometry as in its header and in
-//! `cuda/sim/model_api.cpp`). Two events bracket the whole step and two more each
+//! kernels of `cuda/model.cu` ([`super::model_kernels`]). Two events bracket the whole step and two more each
 //! attention op, so a row reports the share of its time spent in attention.
 
 use std::collections::{BTreeMap, HashMap};
@@ -18,54 +17,21 @@ use crate::backend::Prepared;
 use crate::error::{Error, Result};
 use crate::model::program::{Buf, Op, Program, Weight};
 use crate::model::weights::StepData;
-use crate::model::NORM_EPS;
 use crate::problem::{AttnShape, Dtype, Problem, Scope};
 
-use super::compile::Source;
 use super::device::{cuda_major, driver_err, Device};
 use super::gemm::{self, Cublas};
-use super::kernels::{Geometry, COMMON_HEADER};
+use super::kernels::Geometry;
 use super::launch::{self, find_nan, from_bits, Args, DeviceBuffer, POISON_U16};
+use super::model_kernels::{
+    kernel_call, model_program, Arg, KernelCall, MODEL_KERNELS, MODEL_THREADS,
+};
 use super::{fits_memory, libs, CudaBackend};
 
 /// cuBLAS workspace: NVIDIA's recommendation for Hopper (32 MiB), plenty on Ampere.
 pub const CUBLAS_WORKSPACE_BYTES: usize = 32 << 20;
-/// Threads per block of every `model.cu` kernel (`MODEL_THREADS`).
-pub const MODEL_THREADS: u32 = 256;
-/// Rows per block of `rmsnorm` (one warp per row).
-pub const RMSNORM_ROWS_PER_BLOCK: usize = MODEL_THREADS as usize / 32;
 /// The f32 NaN written into `H` before the first step (unwritten values stay visible).
 const POISON_F32: u32 = 0x7FC0_0000;
-
-/// `cuda/model.cu` as an NVRTC program.
-pub fn model_program() -> Source<'static> {
-    const HEADERS: &[(&str, &str)] = &[COMMON_HEADER];
-    Source {
-        name: "model.cu",
-        text: include_str!("../../../cuda/model.cu"),
-        headers: HEADERS,
-    }
-}
-
-/// The kernels of `model.cu`; entry points are `<kernel>_<bf16|f16>`.
-pub const MODEL_KERNELS: [&str; 6] = [
-    "embed",
-    "rmsnorm",
-    "residual_add",
-    "swiglu",
-    "rope_heads",
-    "merge_heads",
-];
-
-/// Blocks of a grid-stride kernel over `count` items: ceil(count / 256) in 1..=65535.
-pub fn elementwise_grid(count: usize) -> u32 {
-    count.div_ceil(MODEL_THREADS as usize).clamp(1, 65_535) as u32
-}
-
-/// Blocks of `rmsnorm` over `rows` rows (8 per block).
-pub fn rmsnorm_grid(rows: usize) -> u32 {
-    rows.div_ceil(RMSNORM_ROWS_PER_BLOCK).max(1) as u32
-}
 
 /// Every weight the program reads, with its element count, in first-use order.
 pub fn weight_elems(program: &Program, p: &Problem) -> Vec<(Weight, usize)> {
@@ -155,126 +121,6 @@ pub fn check(b: &CudaBackend, p: &Problem) -> Result<()> {
             bytes.weights,
             bytes.activations
         )
-    })
-}
-
-/// One argument of a `model.cu` launch, buffers and weights by name.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Arg {
-    Buf(Buf),
-    Weight(Weight),
-    I32(i32),
-    I64(i64),
-    F32(f32),
-}
-
-/// A launch of a `model.cu` kernel: blocks of [`MODEL_THREADS`], arguments in the order
-/// of the entry point's signature.
-#[derive(Debug, Clone, PartialEq)]
-pub struct KernelCall {
-    pub kernel: &'static str,
-    pub grid: u32,
-    pub args: Vec<Arg>,
-}
-
-/// The `model.cu` launch that executes an elementwise op of `program` (`None` for `Gemm`
-/// and `Attention`). Sizes fit the kernels' `int`s (`check` refuses larger steps).
-pub fn kernel_call(
-    op: &Op,
-    program: &Program,
-    s: &AttnShape,
-    d_model: usize,
-) -> Option<KernelCall> {
-    use Arg::{Buf as B, Weight as W, F32, I32, I64};
-    let t = program.tokens();
-    let (n, dh) = (s.seq_len, s.d_head);
-    let i = |x: usize| I32(x as i32);
-    let call = |kernel, count: usize, args| KernelCall {
-        kernel,
-        grid: elementwise_grid(count),
-        args,
-    };
-    Some(match *op {
-        Op::Embed => {
-            let count = program.len(Buf::H);
-            call(
-                "embed",
-                count,
-                vec![
-                    B(Buf::Tokens),
-                    W(Weight::Embed),
-                    B(Buf::H),
-                    i(d_model),
-                    I64(count as i64),
-                ],
-            )
-        }
-        Op::RmsNorm { gain } => KernelCall {
-            kernel: "rmsnorm",
-            grid: rmsnorm_grid(t),
-            args: vec![
-                B(Buf::H),
-                W(gain),
-                B(Buf::X),
-                i(t),
-                i(d_model),
-                F32(NORM_EPS as f32),
-            ],
-        },
-        Op::SplitHeads {
-            input,
-            out,
-            heads,
-            rope,
-        } => {
-            let pairs = t * heads * (dh / 2);
-            call(
-                "rope_heads",
-                pairs,
-                vec![
-                    B(input),
-                    B(out),
-                    i(n),
-                    i(heads),
-                    i(dh),
-                    I32(i32::from(rope)),
-                    I64(pairs as i64),
-                ],
-            )
-        }
-        Op::MergeHeads => {
-            let count = program.len(Buf::Om);
-            let heads = s.heads.eff() as usize;
-            call(
-                "merge_heads",
-                count,
-                vec![
-                    B(Buf::O),
-                    B(Buf::Om),
-                    i(n),
-                    i(heads),
-                    i(dh),
-                    I64(count as i64),
-                ],
-            )
-        }
-        Op::Residual { input } => {
-            let count = program.len(Buf::H);
-            call(
-                "residual_add",
-                count,
-                vec![B(Buf::H), B(input), I64(count as i64)],
-            )
-        }
-        Op::Swiglu => {
-            let count = program.len(Buf::Act);
-            call(
-                "swiglu",
-                count,
-                vec![B(Buf::Gate), B(Buf::Up), B(Buf::Act), I64(count as i64)],
-            )
-        }
-        Op::Gemm { .. } | Op::Attention => return None,
     })
 }
 
