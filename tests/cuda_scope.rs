@@ -14,7 +14,7 @@ use sqa_bench::backend::cuda::model_kernels::{
     elementwise_grid, model_program, rmsnorm_grid, MODEL_KERNELS,
 };
 use sqa_bench::backend::cuda::scope::{weight_elems, ScopeBytes, CUBLAS_WORKSPACE_BYTES};
-use sqa_bench::backend::cuda::{fits_memory, libs};
+use sqa_bench::backend::cuda::{fits_memory, libs, ptxas};
 use sqa_bench::model::cpu::matmul;
 use sqa_bench::model::program::Program;
 use sqa_bench::model::weights::{Matrix, StepData};
@@ -201,6 +201,8 @@ fn model_kernels_compile_with_nvrtc() {
         }
     };
     eprintln!("NVRTC {:?}", lib.version);
+    let ptxas = ptxas::find_ptxas(lib.path.as_deref());
+    let dir = tempfile::tempdir().unwrap();
     for arch in ["sm_80", "sm_90"] {
         let ptx = compile::compile(
             &model_program(),
@@ -215,6 +217,16 @@ fn model_kernels_compile_with_nvrtc() {
                 assert!(text.contains(&entry), "{entry} not in the PTX for {arch}");
             }
         }
+        // Memory-bound one-pass kernels: no register spills (where ptxas is installed).
+        let Some(ptxas) = &ptxas else { continue };
+        let file = dir.path().join(format!("model-{arch}.ptx"));
+        std::fs::write(&file, text.trim_end_matches('\0')).unwrap();
+        let report = ptxas::run_ptxas(ptxas, &file, arch).unwrap();
+        assert_eq!(report.len(), 2 * MODEL_KERNELS.len(), "{report:?}");
+        for r in &report {
+            assert!(!r.spills(), "{arch}: {r:?}");
+        }
+        eprintln!("{arch}: ptxas: {} entry points, none spills", report.len());
     }
 }
 
