@@ -40,6 +40,7 @@ fn main() {
     let cuda = root.join("cuda");
     println!("cargo:rerun-if-changed=cuda");
     println!("cargo:rerun-if-changed=build.rs");
+    embed_git_commit(&root);
 
     let simple = cuda.join("attention_simple.cu");
     let source = fs::read_to_string(&simple).expect("read cuda/attention_simple.cu");
@@ -149,4 +150,38 @@ fn write_mutant(source: &str, m: &Mutant, out: &Path) -> PathBuf {
     let path = out.join(format!("attention_simple_mutant_{}.cu", m.name));
     fs::write(&path, text).expect("write mutant source");
     path
+}
+
+/// Records the source commit in the binary (`SQA_BENCH_GIT_COMMIT`), so that a binary
+/// carried to a GPU machine without the repository still names its commit in meta.json.
+fn embed_git_commit(root: &Path) {
+    let git = |args: &[&str]| {
+        Command::new("git")
+            .args(args)
+            .current_dir(root)
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+    };
+    if let Some(commit) = git(&["rev-parse", "HEAD"]) {
+        let dirty =
+            git(&["status", "--porcelain", "--untracked-files=no"]).is_some_and(|s| !s.is_empty());
+        let suffix = if dirty { "-dirty" } else { "" };
+        println!("cargo:rustc-env=SQA_BENCH_GIT_COMMIT={commit}{suffix}");
+    }
+    // Rebuild when HEAD moves (the branch it names gets a commit), not on every `git add`.
+    let head = root.join(".git/HEAD");
+    if head.exists() {
+        println!("cargo:rerun-if-changed={}", head.display());
+        if let Some(r) = fs::read_to_string(&head)
+            .ok()
+            .and_then(|h| h.strip_prefix("ref: ").map(|r| r.trim().to_string()))
+        {
+            println!(
+                "cargo:rerun-if-changed={}",
+                root.join(".git").join(r).display()
+            );
+        }
+    }
 }

@@ -1,8 +1,5 @@
 //! Facts about the host: CPU model, memory, git commit.
 
-use std::path::Path;
-use std::process::Command;
-
 /// The CPU model name from /proc/cpuinfo, or the architecture where that is unreadable.
 pub fn cpu_model() -> String {
     std::fs::read_to_string("/proc/cpuinfo")
@@ -24,26 +21,8 @@ pub fn available_memory_bytes() -> Option<u64> {
     Some(kib * 1024)
 }
 
-/// The commit of the source tree the binary was run from, with `-dirty` when it has changes.
+/// The commit the binary was built from (`-dirty` when the tree had changes), recorded
+/// by build.rs; `None` for a build outside a git checkout.
 pub fn git_commit() -> Option<String> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let out = Command::new("git")
-        .args(["rev-parse", "HEAD"])
-        .current_dir(dir)
-        .output()
-        .ok()?;
-    if !out.status.success() {
-        return None;
-    }
-    let mut commit = String::from_utf8_lossy(&out.stdout).trim().to_string();
-    let dirty = Command::new("git")
-        .args(["status", "--porcelain", "--untracked-files=no"])
-        .current_dir(dir)
-        .output()
-        .map(|o| !o.stdout.is_empty())
-        .unwrap_or(false);
-    if dirty {
-        commit.push_str("-dirty");
-    }
-    Some(commit)
+    option_env!("SQA_BENCH_GIT_COMMIT").map(String::from)
 }

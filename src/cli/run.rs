@@ -206,14 +206,11 @@ fn peak_summary(rows: &[Row], device_info: &serde_json::Value) -> Option<String>
         }
         lines.push(line);
     }
-    Some(format!(
-        "{}measured sgemm: {sgemm:.1} GFLOP/s ({})\n",
-        align(&lines),
-        device_info
-            .get("peak_source")
-            .and_then(|s| s.as_str())
-            .unwrap_or("no source")
-    ))
+    let source = device_info
+        .get("peak_source")
+        .and_then(|s| s.as_str())
+        .unwrap_or("sgemm");
+    Some(format!("{}{source}: {sgemm:.1} GFLOP/s\n", align(&lines)))
 }
 
 #[cfg(test)]

@@ -4,15 +4,16 @@
 //! operations of [`Simd`] with the accumulators in a fixed-size array of vectors (which
 //! the compiler keeps in registers):
 //!
-//! - `S = Q·Kᵀ`: a block of `R` query rows × `KW` keys, an outer-product loop over the
+//! - `S = Q·Kᵀ`: a block of `R_QK` query rows × `NV_QK` vectors of keys, an outer-product loop over the
 //!   head dimension that reads the key tile transposed (`Kᵀ: [d][TILE_K]`, contiguous
 //!   over keys) and broadcasts one query element per row;
-//! - `O += P·V`: a block of `R` rows × `CW` output columns, a loop over the keys that
+//! - `O += P·V`: a block of `R_PV` rows × [`COL_BLOCK`] output columns, a loop over the keys that
 //!   broadcasts one probability per row and reads one value row.
 //!
 //! Between them the online softmax runs row by row on the score tile in place, with a
 //! polynomial `exp2` (scores are pre-scaled by `log2 e / sqrt(d)`). Tiles that every row
-//! sees entirely are never masked; only the diagonal and window-edge tiles are.
+//! sees entirely are never masked; on diagonal and window-edge tiles each row block only
+//! multiplies the keys its rows see, and the softmax masks per row.
 
 use super::exp2::{exp2_neg, exp2_sub_sum, max_of};
 use super::simd::Simd;
@@ -108,9 +109,21 @@ pub unsafe fn query_tile<
         let kn = TILE_K.min(n - k0);
         let kt = &h.kt[tile * d * TILE_K..][..d * TILE_K];
         let v = &h.v[k0 * dp..][..TILE_K * dp];
-        for r in (0..TILE_Q).step_by(R_QK) {
-            // Blocks of kw keys covering the kn real keys.
-            for t0 in (0..kn).step_by(kw) {
+        // Keys of this tile that rows r..r+count see (a window or the diagonal leaves
+        // the rest of the tile unseen: it is neither multiplied nor masked).
+        let seen = |r: usize, count: usize| {
+            let a = h.pattern.visible(row0 + r, n).start.clamp(k0, k0 + kn) - k0;
+            let e = h.pattern.visible(row0 + (r + count).min(rows) - 1, n).end;
+            a..(e.clamp(k0, k0 + kn) - k0).max(a)
+        };
+        // Row blocks past the last real row are skipped; blocks of kw keys cover the
+        // keys the block's rows see.
+        for r in (0..rows).step_by(R_QK) {
+            let keys = seen(r, R_QK);
+            if keys.is_empty() {
+                continue;
+            }
+            for t0 in (keys.start / kw * kw..keys.end).step_by(kw) {
                 // SAFETY: the caller guarantees the instruction set.
                 unsafe {
                     qk_block::<S, R_QK, NV_QK>(&sc.q[r * d..], d, kt, t0, &mut sc.s[r * TILE_K..])
@@ -160,13 +173,14 @@ pub unsafe fn query_tile<
             }
         }
 
-        for r in (0..TILE_Q).step_by(R_PV) {
+        for r in (0..rows).step_by(R_PV) {
+            let keys = seen(r, R_PV);
             for c in (0..dp).step_by(COL_BLOCK) {
                 // SAFETY: the caller guarantees the instruction set.
                 unsafe {
                     pv_block::<S, R_PV, NV_PV>(
                         &sc.s[r * TILE_K..],
-                        kn,
+                        keys.clone(),
                         v,
                         dp,
                         c,
@@ -227,7 +241,7 @@ unsafe fn qk_block<S: Simd, const R: usize, const NV: usize>(
     }
 }
 
-/// `O[r][c0 + x] += Σ_{t < kn} P[r][t] · V[t][c0 + x]` for `r < R`, `x < NV · LANES`.
+/// `O[r][c0 + x] += Σ_{t ∈ keys} P[r][t] · V[t][c0 + x]` for `r < R`, `x < NV · LANES`.
 /// `p`: rows of stride `TILE_K`; `v`: rows of stride `dp`; `o`: rows of stride `dp`.
 ///
 /// # Safety
@@ -235,13 +249,14 @@ unsafe fn qk_block<S: Simd, const R: usize, const NV: usize>(
 #[inline(always)]
 unsafe fn pv_block<S: Simd, const R: usize, const NV: usize>(
     p: &[f32],
-    kn: usize,
+    keys: std::ops::Range<usize>,
     v: &[f32],
     dp: usize,
     c0: usize,
     o: &mut [f32],
 ) {
     let l = S::LANES;
+    let kn = keys.end;
     assert!(kn <= TILE_K && c0 + NV * l <= dp);
     assert!(p.len() >= (R - 1) * TILE_K + kn && v.len() >= kn * dp && o.len() >= R * dp);
     let (p, v, o) = (p.as_ptr(), v.as_ptr(), o.as_mut_ptr());
@@ -254,7 +269,7 @@ unsafe fn pv_block<S: Simd, const R: usize, const NV: usize>(
                 *ax = S::load(o.add(r * dp + c0 + x * l));
             }
         }
-        for t in 0..kn {
+        for t in keys {
             let vrow = v.add(t * dp + c0);
             let mut vv = [S::zero(); NV];
             for (x, vx) in vv.iter_mut().enumerate() {

@@ -8,7 +8,7 @@ use std::time::Instant;
 /// Matrix size of the measurement: C = A·B with n × n operands.
 pub const SGEMM_N: usize = 1024;
 /// Timed repetitions; the best one counts.
-const REPS: usize = 7;
+const REPS: usize = 20;
 
 /// A measured f32 peak.
 #[derive(Debug, Clone, PartialEq)]
@@ -19,7 +19,7 @@ pub struct Peak {
     pub source: String,
 }
 
-/// The peak of this process, measured on first use (about a tenth of a second).
+/// The peak of this process, measured on first use (about a third of a second).
 pub fn peak() -> &'static Peak {
     static PEAK: OnceLock<Peak> = OnceLock::new();
     PEAK.get_or_init(|| Peak {
