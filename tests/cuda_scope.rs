@@ -13,7 +13,9 @@ use sqa_bench::backend::cuda::gemm::{ColMajorGemm, Operand};
 use sqa_bench::backend::cuda::model_kernels::{
     elementwise_grid, model_program, rmsnorm_grid, MODEL_KERNELS,
 };
-use sqa_bench::backend::cuda::scope::{weight_elems, ScopeBytes, CUBLAS_WORKSPACE_BYTES};
+use sqa_bench::backend::cuda::scope::{
+    buffer_bytes, weight_elems, ScopeBytes, CUBLAS_WORKSPACE_BYTES,
+};
 use sqa_bench::backend::cuda::{fits_memory, libs, ptxas};
 use sqa_bench::model::cpu::matmul;
 use sqa_bench::model::program::Program;
@@ -166,6 +168,15 @@ fn paper_model_fits_a_40gb_a100_at_131k_and_200k_with_no_quadratic_buffer() {
     assert!(b.total() < 10 * GB, "{b:?}");
     // An A100 40GB leaves about 39.5 GB free after the context; the check keeps headroom.
     assert!(fits_memory(b.total(), 39_500_000_000, String::new).is_ok());
+    // The executor allocates exactly the activation bytes the check counts.
+    let p = problem("mha", 16, 16, 1, 131072, Scope::Model(ModelDims::PAPER));
+    let program = Program::of(&p).unwrap();
+    let allocated: usize = program
+        .buffers()
+        .into_iter()
+        .map(|b| buffer_bytes(&program, b, p.dtype))
+        .sum();
+    assert_eq!(allocated as u64, a.activations);
     // Linear in tokens (activations reused between layers, no N×N buffer): the
     // activation bytes are exactly proportional to the token count.
     assert_eq!(a.activations * 200000, b.activations * 131072);

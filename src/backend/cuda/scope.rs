@@ -54,6 +54,15 @@ pub fn weight_elems(program: &Program, p: &Problem) -> Vec<(Weight, usize)> {
     out
 }
 
+/// Bytes of one activation buffer: `H` in f32, token ids in i32, the rest in `dtype`.
+pub fn buffer_bytes(program: &Program, buf: Buf, dtype: Dtype) -> usize {
+    program.len(buf)
+        * match buf {
+            Buf::H | Buf::Tokens => 4,
+            _ => dtype.bytes() as usize,
+        }
+}
+
 /// What a layer- or model-scope problem allocates on the device, in bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ScopeBytes {
@@ -213,11 +222,7 @@ impl<'a> ScopePrepared<'a> {
         let what = |t: String| format!("{t} of {} at N = {}", p.variant, s.seq_len);
         let mut bufs = BTreeMap::new();
         for buf in program.buffers() {
-            let bytes = program.len(buf)
-                * match buf {
-                    Buf::H | Buf::Tokens => 4,
-                    _ => p.dtype.bytes() as usize,
-                };
+            let bytes = buffer_bytes(&program, buf, p.dtype);
             bufs.insert(
                 buf,
                 DeviceBuffer::alloc(dev, bytes, &what(format!("buffer {buf:?}")))?,
