@@ -5,6 +5,8 @@
 //! weighted sum of values. Inputs are the f32 values a kernel reads (already rounded
 //! to the storage type); all arithmetic is f64.
 
+use rayon::prelude::*;
+
 use crate::problem::AttnShape;
 
 /// Full output `O: [B, H_eff, N, d]` for `Q: [B, H_q, N, d]`, `K, V: [B, H_kv, N, d]`.
@@ -33,18 +35,25 @@ pub fn attention_rows(
     assert_eq!(v.len(), shape.kv_len(), "V has the wrong length");
     let scale = shape.scale();
 
+    assert!(
+        rows.iter().all(|&i| i < n),
+        "a row is out of range for N = {n}"
+    );
     let mut out = vec![0.0f64; shape.batch * heff * rows.len() * d];
-    let mut scores: Vec<f64> = Vec::new();
-    for b in 0..shape.batch {
-        for j in 0..heff {
+    // One (batch, effective head) slab of the output per task: O[b, j]: [rows, d].
+    let slab = rows.len() * d;
+    out.par_chunks_mut(slab.max(1))
+        .enumerate()
+        .for_each(|(bj, out_bj)| {
+            let (b, j) = (bj / heff, bj % heff);
             let qh = shape.heads.q_head(j as u32) as usize;
             let kvh = shape.heads.kv_head(j as u32) as usize;
             // Q[b, qh]: [N, d], K[b, kvh], V[b, kvh]: [N, d]
             let q_head = &q[(b * hq + qh) * n * d..][..n * d];
             let k_head = &k[(b * hkv + kvh) * n * d..][..n * d];
             let v_head = &v[(b * hkv + kvh) * n * d..][..n * d];
+            let mut scores: Vec<f64> = Vec::new();
             for (r, &i) in rows.iter().enumerate() {
-                assert!(i < n, "row {i} out of range for N = {n}");
                 let keys = shape.pattern.visible(i, n);
                 // scores[t] = scale · q_i · k_t for visible keys t
                 scores.clear();
@@ -62,15 +71,14 @@ pub fn attention_rows(
                     sum += *s;
                 }
                 // O[b, j, r, :] = Σ_t p_t · v_t
-                let o = &mut out[((b * heff + j) * rows.len() + r) * d..][..d];
+                let o = &mut out_bj[r * d..][..d];
                 for (t, p) in keys.zip(scores.iter()) {
                     for c in 0..d {
                         o[c] += p / sum * v_head[t * d + c] as f64;
                     }
                 }
             }
-        }
-    }
+        });
     out
 }
 

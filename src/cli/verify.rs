@@ -27,7 +27,7 @@ pub struct VerifyArgs {
     /// Head dimensions to check [default: 16,32,64,128; layer and model scopes: 16].
     #[arg(long, value_delimiter = ',')]
     pub d_head: Option<Vec<usize>>,
-    /// Small lengths checked in full [default: 1,7,129,1000; layer and model scopes: 45,300].
+    /// Small lengths checked in full [default: 1,7,129,333; layer and model scopes: 45,300].
     #[arg(long)]
     pub small_seqlen: Option<String>,
     /// Long lengths checked on sampled rows (default: 4k on the CPU, 32k,131k on a GPU).
@@ -82,7 +82,7 @@ pub fn run(a: VerifyArgs) -> anyhow::Result<ExitCode> {
     let small_lengths = parse_lengths(a.small_seqlen.as_deref().unwrap_or(if scoped {
         super::verify_scope::SMALL_LENGTHS
     } else {
-        "1,7,129,1000"
+        "1,7,129,333"
     }))?;
     let opts = kernel_options(&a.kernel)?;
     let selected = backend::select(a.backend, &opts[0])?;
