@@ -5,15 +5,18 @@
 # needs no Rust): GPU facts, library discovery and kernel loading (`doctor`), `verify`
 # against the fp64 reference (bounded), then the sweep (all variants, 1k…131k at 131,072
 # tokens per step), the PyTorch peers on the same shapes (ci/peers.py), one combined CSV
-# (OUTDIR/combined.csv), meta.json and charts under OUTDIR. Every step has a time
-# limit so the whole check ends inside about 10 minutes on an H200 (8 without the
-# peers); a failing step does not
-# stop the others, but the script exits non-zero at the end if any failed.
+# (OUTDIR/combined.csv), meta.json and charts under OUTDIR, then the layer and model
+# scopes (verify, the paper preset, compare with the published timings). Every step has
+# a time limit so the kernel steps end inside about 10 minutes on an H200 (8 without the
+# peers) and the scope steps add at most 6 more (SQA_GPU_CHECK_SCOPES=0 leaves them out);
+# a failing step does not stop the others, but the script exits non-zero at the end if
+# any failed.
 #
 # Environment: SQA_BENCH (the binary, default target/release/sqa-bench);
 # SQA_GPU_CHECK_QUICK=1 (a ~5-minute version for a short device lease: fewer verify
 # shapes, the sweep at the published lengths 1k/4k/32k/131k only, shorter peers);
-# SQA_BENCH_CUDA_LIB_DIR (folder with libnvrtc.so.13 or .12, when not found by itself).
+# SQA_BENCH_CUDA_LIB_DIR (folder with libnvrtc.so.13 or .12, and for the layer and model
+# scopes libcublas.so.* + libcublasLt.so.*, when not found by itself).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -117,6 +120,46 @@ fi
 # 7. Charts of every run together (each run folder also has its own after `run`).
 if "$BIN" plot --help >/dev/null 2>&1 && compgen -G "$OUT/runs/*/timings.csv" >/dev/null; then
     step plot 20 "$BIN" plot "$OUT"/runs/*/ --out "$OUT/combined"
+fi
+
+# 8. Layer and model scopes (cuBLAS GEMMs + cuda/model.cu + the attention kernel): whole
+#    outputs of small shapes (N = 45 and 300, batch 2, 2 layers, d_ff 64, vocabulary 97,
+#    every variant, causal and window) against the f32 forward with fp64 attention, then
+#    the paper preset (model scope: d_model 256, 16 heads, 8 layers, d_ff 768, vocabulary
+#    10k; the published variants at 131,072 tokens per step) with `attn_time_share` and
+#    measured `peak_mem_bytes` per row, then `compare` against the published timings.
+if [[ ${SQA_GPU_CHECK_SCOPES:-1} == 1 ]]; then
+    # cuBLAS: the binary searches the same folders as for NVRTC; where a toolkit supplied
+    # NVRTC but has no cuBLAS, these steps also look in the Python wheels (PyTorch's).
+    WITH_CUBLAS=(env)
+    if [[ -z ${SQA_BENCH_CUDA_LIB_DIR:-} ]] && ! compgen -G "/usr/local/cuda*/lib64/libcublas.so.1[23]" >/dev/null &&
+        command -v python3 >/dev/null 2>&1; then
+        PY_CUBLAS=$(python3 -c '
+import os, site
+roots = site.getsitepackages() + [site.getusersitepackages()]
+dirs = [os.path.join(r, "nvidia", w, "lib") for r in roots for w in ("cu13", "cu12", "cublas")]
+print(":".join(d for d in dirs if os.path.isdir(d)))' 2>/dev/null)
+        [[ -n $PY_CUBLAS ]] && WITH_CUBLAS=(env "SQA_BENCH_CUDA_LIB_DIR=$PY_CUBLAS") &&
+            echo "scope steps: SQA_BENCH_CUDA_LIB_DIR=$PY_CUBLAS"
+    fi
+    step verify-layer 60 "${WITH_CUBLAS[@]}" "$BIN" verify --backend cuda --scope layer
+    step verify-model 60 "${WITH_CUBLAS[@]}" "$BIN" verify --backend cuda --scope model
+    # With the mma kernel one 131k MHA attention pass took 62 ms on an H200 (kernel
+    # sweep), so a 131k model step is about 0.5 s; the quick mode measures fewer steps.
+    if [[ $QUICK == 1 ]]; then
+        PAPER_ITERS=(--warmup 1 --min-iters 3 --min-time 0)
+    else
+        PAPER_ITERS=()
+    fi
+    step paper $([[ $QUICK == 1 ]] && echo 120 || echo 240) "${WITH_CUBLAS[@]}" "$BIN" run \
+        --backend cuda --preset paper --seqlen 1k,4k,32k,131k "${PAPER_ITERS[@]}" \
+        --out "$OUT/paper" --quiet
+    # ---- compare with the published timings (`sqa-bench compare`, from branch `plot`) ----
+    if "$BIN" compare --help >/dev/null 2>&1 && compgen -G "$OUT/paper/*/timings.csv" >/dev/null; then
+        PAPER_RUN=$(ls -d "$OUT"/paper/*/ | sort | tail -n 1)
+        step compare 20 "$BIN" compare "$PAPER_RUN"
+    fi
+    # ---------------------------------------------------------------------------------------
 fi
 
 echo "== gpu-check finished in $((SECONDS - START))s; results in $OUT"

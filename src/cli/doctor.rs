@@ -7,7 +7,9 @@ use std::process::ExitCode;
 use clap::Args;
 
 use sqa_bench::backend::cuda::kernels::FAMILIES;
-use sqa_bench::backend::cuda::{compile, libs, ptxas, CudaBackend, CudaOptions};
+use sqa_bench::backend::cuda::{
+    compile, device, libs, model_kernels, ptxas, CudaBackend, CudaOptions,
+};
 use sqa_bench::backend::Backend;
 
 #[derive(Debug, Args)]
@@ -59,6 +61,28 @@ pub fn run(_: DoctorArgs) -> anyhow::Result<ExitCode> {
             dev.arch,
             t0.elapsed().as_secs_f64()
         );
+    }
+    // The layer and model scopes: model.cu's kernels, and cuBLAS (kernel scope runs without it).
+    let module = backend.load_program("model", &model_kernels::model_program())?;
+    for k in model_kernels::MODEL_KERNELS {
+        for dt in ["bf16", "f16"] {
+            let entry = format!("{k}_{dt}");
+            module
+                .load_function(&entry)
+                .map_err(|e| anyhow::anyhow!("{entry} missing from the loaded model.cu: {e}"))?;
+        }
+    }
+    println!(
+        "model.cu: {} entry points loaded",
+        2 * model_kernels::MODEL_KERNELS.len()
+    );
+    match libs::load_cublas(Some(device::cuda_major(dev.driver_cuda_version))) {
+        Ok(lib) => println!(
+            "cuBLAS: {}",
+            lib.path
+                .map_or("system library path".into(), |p| p.display().to_string())
+        ),
+        Err(e) => println!("cuBLAS: not usable, --scope layer and model will refuse: {e}"),
     }
     println!("the CUDA backend is ready");
     Ok(ExitCode::SUCCESS)

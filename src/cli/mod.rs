@@ -20,6 +20,7 @@ mod plot;
 mod run;
 mod table;
 mod verify;
+mod verify_scope;
 
 #[derive(Debug, Parser)]
 #[command(

@@ -1,5 +1,6 @@
 //! `sqa-bench verify`: every kernel of a backend against the fp64 reference — full
 //! outputs on small shapes, sampled rows at long lengths. Exit status 1 on any failure.
+//! `--scope layer|model` checks the layer or model forward instead (see `verify_scope`).
 
 use std::process::ExitCode;
 
@@ -14,6 +15,8 @@ use sqa_bench::report::align;
 use sqa_bench::variant;
 use sqa_bench::verify::{run_check, sample_rows};
 
+use super::ScopeKind;
+
 #[derive(Debug, Args)]
 pub struct VerifyArgs {
     #[arg(long, value_enum, default_value_t = Choice::Auto)]
@@ -21,12 +24,12 @@ pub struct VerifyArgs {
     /// Variants to check (keys or `all`).
     #[arg(long, default_value = "all")]
     pub variants: String,
-    /// Head dimensions to check.
-    #[arg(long, default_value = "16,32,64,128", value_delimiter = ',')]
-    pub d_head: Vec<usize>,
-    /// Small lengths checked in full (every output row).
-    #[arg(long, default_value = "1,7,129,333")]
-    pub small_seqlen: String,
+    /// Head dimensions to check [default: 16,32,64,128; layer and model scopes: 16].
+    #[arg(long, value_delimiter = ',')]
+    pub d_head: Option<Vec<usize>>,
+    /// Small lengths checked in full [default: 1,7,129,333; layer and model scopes: 45,300].
+    #[arg(long)]
+    pub small_seqlen: Option<String>,
     /// Long lengths checked on sampled rows (default: 4k on the CPU, 32k,131k on a GPU).
     #[arg(long)]
     pub seqlen: Option<String>,
@@ -37,6 +40,10 @@ pub struct VerifyArgs {
     /// CUDA kernel families to check: `all` (every family of the kernel table) or names.
     #[arg(long, default_value = "all", value_delimiter = ',')]
     pub kernel: Vec<String>,
+    /// What to check: the attention kernels, or the layer or model forward (whole
+    /// outputs of small shapes against the f32 forward with fp64 attention).
+    #[arg(long, value_enum, default_value_t = ScopeKind::Kernel)]
+    pub scope: ScopeKind,
 }
 
 /// The CUDA options of every kernel family `--kernel` names.
@@ -60,11 +67,23 @@ fn kernel_options(names: &[String]) -> anyhow::Result<Vec<CudaOptions>> {
 
 pub fn run(a: VerifyArgs) -> anyhow::Result<ExitCode> {
     let variants = variant::parse_list(&a.variants)?;
-    if a.d_head.is_empty() || a.d_head.contains(&0) {
+    let scoped = a.scope != ScopeKind::Kernel;
+    let d_heads = a.d_head.clone().unwrap_or_else(|| {
+        if scoped {
+            vec![16]
+        } else {
+            vec![16, 32, 64, 128]
+        }
+    });
+    if d_heads.is_empty() || d_heads.contains(&0) {
         anyhow::bail!("--d-head needs positive head dimensions");
     }
     // Default small lengths: one row, odd sizes, a non-multiple of every tile.
-    let small_lengths = parse_lengths(&a.small_seqlen)?;
+    let small_lengths = parse_lengths(a.small_seqlen.as_deref().unwrap_or(if scoped {
+        super::verify_scope::SMALL_LENGTHS
+    } else {
+        "1,7,129,333"
+    }))?;
     let opts = kernel_options(&a.kernel)?;
     let selected = backend::select(a.backend, &opts[0])?;
     if let Some(note) = &selected.note {
@@ -76,6 +95,9 @@ pub fn run(a: VerifyArgs) -> anyhow::Result<ExitCode> {
         for o in &opts[1..] {
             backends.push(backend::select(Choice::Cuda, o)?.backend);
         }
+    }
+    if scoped {
+        return super::verify_scope::run(&a, &backends, &variants, &d_heads, &small_lengths);
     }
     let long = match (&a.seqlen, backends[0].name()) {
         (Some(list), _) => parse_lengths(list)?,
@@ -99,7 +121,7 @@ pub fn run(a: VerifyArgs) -> anyhow::Result<ExitCode> {
     .collect::<Vec<_>>()];
     let mut failures = 0;
     let mut skipped = 0;
-    for &d_head in &a.d_head {
+    for &d_head in &d_heads {
         for mask in [Pattern::Full, Pattern::Causal] {
             let spec = |lens: &[usize], batch| PlanSpec {
                 variants: variants.clone(),

@@ -6,7 +6,7 @@
 
 use std::ffi::c_void;
 
-use cudarc::driver::{result as drv, sys, CudaEvent, CudaFunction};
+use cudarc::driver::{result as drv, sys, CudaEvent, CudaFunction, CudaStream};
 
 use crate::backend::Prepared;
 use crate::error::{Error, Result};
@@ -177,36 +177,65 @@ impl CudaPrepared<'_> {
     }
 
     fn launch(&self) -> Result<()> {
-        let (mut q, mut k, mut v, mut o) = (self.q.ptr, self.k.ptr, self.v.ptr, self.o.ptr);
-        let mut a = self.args;
-        let mut params: [*mut c_void; 10] = [
-            &mut q as *mut _ as *mut c_void,
-            &mut k as *mut _ as *mut c_void,
-            &mut v as *mut _ as *mut c_void,
-            &mut o as *mut _ as *mut c_void,
-            &mut a.seq_len as *mut _ as *mut c_void,
-            &mut a.heads_q as *mut _ as *mut c_void,
-            &mut a.heads_kv as *mut _ as *mut c_void,
-            &mut a.causal as *mut _ as *mut c_void,
-            &mut a.window as *mut _ as *mut c_void,
-            &mut a.scale_log2 as *mut _ as *mut c_void,
-        ];
-        let g = self.geometry;
-        // SAFETY: the ten parameters match the kernel contract's signature (four device
-        // pointers, five ints, one float) and live until the call returns (the driver
-        // copies them); the buffers are large enough for the grid's shape.
+        // SAFETY: Q, K, V and O were allocated for this problem's shape, which gave the
+        // grid and the arguments.
         unsafe {
-            drv::launch_kernel(
-                self.func.cu_function(),
+            launch_attention(
+                &self.func,
+                &self.geometry,
                 self.grid,
-                (g.threads, 1, 1),
-                g.smem_bytes,
-                self.stream(),
-                &mut params,
+                &self.dev.stream,
+                [self.q.ptr, self.k.ptr, self.v.ptr, self.o.ptr],
+                self.args,
             )
         }
-        .map_err(|e| driver_err("kernel launch", e))
     }
+}
+
+/// Enqueues one attention launch on `stream` with the kernel contract's arguments
+/// (`q, k, v, o` device pointers, then [`Args`]). The kernel scope and the attention ops
+/// of the layer and model scopes both launch through here.
+///
+/// # Safety
+/// `qkvo` are live device allocations of this context holding `Q [B, H_q, N, d]`,
+/// `K, V [B, H_kv, N, d]` and `O [B, H_eff, N, d]` of the shape that `grid` and `args`
+/// were computed from, in the dtype and head dimension of `func`.
+pub unsafe fn launch_attention(
+    func: &CudaFunction,
+    g: &Geometry,
+    grid: (u32, u32, u32),
+    stream: &CudaStream,
+    qkvo: [sys::CUdeviceptr; 4],
+    args: Args,
+) -> Result<()> {
+    let [mut q, mut k, mut v, mut o] = qkvo;
+    let mut a = args;
+    let mut params: [*mut c_void; 10] = [
+        &mut q as *mut _ as *mut c_void,
+        &mut k as *mut _ as *mut c_void,
+        &mut v as *mut _ as *mut c_void,
+        &mut o as *mut _ as *mut c_void,
+        &mut a.seq_len as *mut _ as *mut c_void,
+        &mut a.heads_q as *mut _ as *mut c_void,
+        &mut a.heads_kv as *mut _ as *mut c_void,
+        &mut a.causal as *mut _ as *mut c_void,
+        &mut a.window as *mut _ as *mut c_void,
+        &mut a.scale_log2 as *mut _ as *mut c_void,
+    ];
+    // SAFETY: the ten parameters match the kernel contract's signature (four device
+    // pointers, five ints, one float) and live until the call returns (the driver
+    // copies them); the caller's buffers are large enough for the grid's shape.
+    unsafe {
+        drv::launch_kernel(
+            func.cu_function(),
+            grid,
+            (g.threads, 1, 1),
+            g.smem_bytes,
+            stream.cu_stream(),
+            &mut params,
+        )
+    }
+    .map_err(|e| driver_err("kernel launch", e))
 }
 
 impl Prepared for CudaPrepared<'_> {

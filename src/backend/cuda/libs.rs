@@ -1,4 +1,5 @@
-//! Finding the CUDA libraries the binary loads at run time.
+//! Finding the CUDA libraries the binary loads at run time (NVRTC; cuBLAS for the layer
+//! and model scopes, searched in the same folders, see [`load_cublas`]).
 //!
 //! The driver (`libcuda.so.1`) ships with the NVIDIA driver and is always on the system
 //! library path; NVRTC is part of a toolkit and often is not (a pip wheel, a conda env,
@@ -21,7 +22,7 @@ use std::sync::OnceLock;
 
 use crate::error::{Error, Result};
 
-/// Environment variable naming the folder(s) that hold `libnvrtc.so.*`.
+/// Environment variable naming the folder(s) that hold `libnvrtc.so.*` (and `libcublas.so.*`).
 pub const LIB_DIR_ENV: &str = "SQA_BENCH_CUDA_LIB_DIR";
 
 /// NVRTC major versions this build can load, preferred first.
@@ -119,9 +120,10 @@ impl SearchSpec {
     }
 }
 
-/// The library folders of NVIDIA's pip wheels under one `site-packages`.
+/// The library folders of NVIDIA's pip wheels under one `site-packages` (`cu13`, `cu12`:
+/// the merged CUDA 13 wheels; `cuda_nvrtc`, `cublas`: the per-library CUDA 12 wheels).
 fn wheel_lib_dirs(site: &Path) -> Vec<PathBuf> {
-    ["cu13", "cu12", "cuda_nvrtc"]
+    ["cu13", "cu12", "cuda_nvrtc", "cublas"]
         .iter()
         .map(|w| site.join("nvidia").join(w).join("lib"))
         .collect()
@@ -269,6 +271,84 @@ fn load_nvrtc_uncached(driver_major: Option<u32>) -> std::result::Result<NvrtcLi
     })
 }
 
+/// A cuBLAS found on disk: `libcublasLt.so.<major>` and `libcublas.so.<major>` in one folder.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FoundCublas {
+    pub lt: PathBuf,
+    pub path: PathBuf,
+    pub major: u32,
+}
+
+/// The first folder of `dirs` holding both cuBLAS libraries for one of `majors` (within a
+/// folder the earliest entry of `majors` wins). cuBLAS needs its `Lt` library beside it.
+pub fn find_cublas(dirs: &[PathBuf], majors: &[u32]) -> Option<FoundCublas> {
+    dirs.iter().find_map(|dir| {
+        majors.iter().find_map(|&major| {
+            let lt = dir.join(format!("libcublasLt.so.{major}"));
+            let path = dir.join(format!("libcublas.so.{major}"));
+            (lt.is_file() && path.is_file()).then_some(FoundCublas { lt, path, major })
+        })
+    })
+}
+
+/// What [`load_cublas`] did.
+#[derive(Debug, Clone)]
+pub struct CublasLib {
+    /// The file preloaded by absolute path; `None` when the system library path supplied it.
+    pub path: Option<PathBuf>,
+}
+
+static CUBLAS: OnceLock<std::result::Result<CublasLib, String>> = OnceLock::new();
+
+/// Loads cuBLAS (and cuBLASLt) once per process, from the same folders as NVRTC, majors
+/// not newer than the driver's. Only the layer and model scopes need it: kernel-scope runs
+/// never call this, so a machine without cuBLAS still runs them.
+pub fn load_cublas(driver_major: Option<u32>) -> Result<CublasLib> {
+    CUBLAS
+        .get_or_init(|| load_cublas_uncached(driver_major))
+        .clone()
+        .map_err(Error::BackendUnavailable)
+}
+
+/// The cuBLAS [`load_cublas`] loaded, if it was called and succeeded.
+pub fn cublas_loaded() -> Option<CublasLib> {
+    CUBLAS.get().and_then(|r| r.clone().ok())
+}
+
+fn load_cublas_uncached(driver_major: Option<u32>) -> std::result::Result<CublasLib, String> {
+    let dirs = SearchSpec::from_env().dirs();
+    let majors = acceptable_majors(driver_major);
+    let found = find_cublas(&dirs, &majors);
+    if let Some(f) = &found {
+        // cuBLASLt first: libcublas needs it by soname when it is loaded.
+        for lib in [&f.lt, &f.path] {
+            // SAFETY: loading NVIDIA's cuBLAS runs its initialisers, which have no
+            // preconditions; the handle is leaked on purpose so the library stays loaded
+            // for the process (cudarc then gets this copy when it opens the soname).
+            match unsafe { libloading::Library::new(lib) } {
+                Ok(l) => std::mem::forget(l),
+                Err(e) => return Err(format!("cannot load {}: {e}", lib.display())),
+            }
+        }
+    }
+    // SAFETY: only tries to dlopen the candidate names; no cuBLAS function is called.
+    if !unsafe { cudarc::cublas::sys::is_culib_present() } {
+        let names: Vec<String> = majors
+            .iter()
+            .map(|m| format!("libcublas.so.{m} + libcublasLt.so.{m}"))
+            .collect();
+        let searched: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
+        return Err(format!(
+            "cuBLAS (needed by --scope layer and model) not found: looked for {} in [{}] and on the system library path; set {LIB_DIR_ENV} to the folder holding it (pip: nvidia-cublas)",
+            names.join(" or "),
+            searched.join(", "),
+        ));
+    }
+    Ok(CublasLib {
+        path: found.map(|f| f.path),
+    })
+}
+
 /// Whether the CUDA driver library (`libcuda.so.1`) can be opened.
 pub fn driver_present() -> bool {
     // SAFETY: only tries to dlopen the candidate names; no driver function is called.
@@ -355,6 +435,28 @@ mod tests {
         assert_eq!(f.path, c.join("libnvrtc.so.12"));
         assert!(f.builtins.is_empty());
         assert_eq!(find_nvrtc(&dirs[..1], &[13, 12]), None);
+    }
+
+    #[test]
+    fn cublas_needs_both_libraries_in_one_folder() {
+        let t = tempfile::tempdir().unwrap();
+        let (a, b, c) = (t.path().join("a"), t.path().join("b"), t.path().join("c"));
+        touch(&a.join("libcublas.so.13")); // no Lt beside it: skipped
+        touch(&b.join("libcublas.so.12"));
+        touch(&b.join("libcublasLt.so.12"));
+        touch(&c.join("libcublas.so.13"));
+        touch(&c.join("libcublasLt.so.13"));
+        let dirs = [a, b.clone(), c.clone()];
+        let f = find_cublas(&dirs, &[13, 12]).unwrap();
+        assert_eq!(
+            (f.path, f.lt, f.major),
+            (b.join("libcublas.so.12"), b.join("libcublasLt.so.12"), 12)
+        );
+        assert_eq!(
+            find_cublas(&dirs, &[13]).unwrap().path,
+            c.join("libcublas.so.13")
+        );
+        assert_eq!(find_cublas(&dirs[..1], &[13, 12]), None);
     }
 
     #[test]

@@ -5,18 +5,24 @@
 //! Split by concern: [`libs`] finds the libraries, [`device`] opens and describes the
 //! GPU, [`compile`] runs NVRTC with its disk cache, [`kernels`] is the kernel table,
 //! [`launch`] owns buffers and timed launches, [`ptxas`] reads resource reports.
+//! The layer and model scopes: [`scope`] runs the forward program (`model::program`)
+//! with the GEMMs of [`gemm`] (cuBLAS) and the kernels of `cuda/model.cu`
+//! ([`model_kernels`]).
 
 pub mod compile;
 pub mod device;
+pub mod gemm;
 pub mod kernels;
 pub mod launch;
 pub mod libs;
+pub mod model_kernels;
 pub mod ptxas;
+pub mod scope;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 
-use cudarc::driver::{sys, CudaModule};
+use cudarc::driver::{sys, CudaFunction, CudaModule};
 use cudarc::nvrtc::Ptx;
 
 use crate::backend::{Backend, Prepared};
@@ -24,8 +30,9 @@ use crate::error::{Error, Result};
 use crate::inputs::Inputs;
 use crate::problem::{Dtype, Problem, Scope};
 
+use compile::Source;
 use device::{driver_err, Device};
-use kernels::{Family, KernelChoice};
+use kernels::{Family, Geometry, KernelChoice};
 use launch::{Args, CudaPrepared, DeviceBuffer};
 
 /// Fraction of free device memory a problem may use (the rest: context, fragmentation).
@@ -79,13 +86,22 @@ impl CudaBackend {
 
     /// The loaded module of `fam`, compiled (or read from the cache) on first use.
     pub fn module(&self, fam: &'static Family) -> Result<Arc<CudaModule>> {
+        self.load_program(fam.name, &fam.program())
+    }
+
+    /// The loaded module of program `src` (cached under `key`), compiled on first use.
+    pub fn load_program(
+        &self,
+        key: &'static str,
+        src: &Source<'static>,
+    ) -> Result<Arc<CudaModule>> {
         let mut mods = self.modules.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(m) = mods.get(fam.name) {
+        if let Some(m) = mods.get(key) {
             return Ok(m.clone());
         }
         let compile = |cache: Option<&std::path::Path>| {
             compile::compile_cached(
-                &fam.program(),
+                src,
                 &self.dev.arch,
                 compile::Output::Cubin,
                 self.dev.nvrtc.version,
@@ -98,17 +114,45 @@ impl CudaBackend {
             (Ok(m), _) => Ok(m),
             // A damaged cache entry must not stick: drop it and compile afresh once.
             (Err(_), Some(dir)) => {
-                let (src, v) = (fam.program(), self.dev.nvrtc.version);
-                let file =
-                    compile::cache_file(dir, &src, &self.dev.arch, compile::Output::Cubin, v);
+                let v = self.dev.nvrtc.version;
+                let file = compile::cache_file(dir, src, &self.dev.arch, compile::Output::Cubin, v);
                 let _ = std::fs::remove_file(file);
                 load(compile(cache.as_deref())?)
             }
             (Err(e), None) => Err(e),
         }
-        .map_err(|e| driver_err(&format!("loading {} for {}", fam.file, self.dev.arch), e))?;
-        mods.insert(fam.name, m.clone());
+        .map_err(|e| driver_err(&format!("loading {} for {}", src.name, self.dev.arch), e))?;
+        mods.insert(key, m.clone());
         Ok(m)
+    }
+
+    /// The attention entry point of `fam` for a (dtype, d_head) problem, its shared-memory
+    /// limit raised where the geometry needs more than the default 48 KiB.
+    pub fn attention_function(
+        &self,
+        fam: &'static Family,
+        dtype: Dtype,
+        d_head: usize,
+    ) -> Result<(CudaFunction, Geometry)> {
+        let geometry = (fam.geometry)(d_head);
+        let entry = kernels::entry_name(fam.name, dtype, d_head);
+        let func = self
+            .module(fam)?
+            .load_function(&entry)
+            .map_err(|e| driver_err(&format!("kernel {entry} in {}", fam.file), e))?;
+        if geometry.smem_bytes > 48 * 1024 {
+            // SAFETY: `func` is a live function of a loaded module; the value was checked
+            // against the device's opt-in limit in `check`.
+            unsafe {
+                cudarc::driver::result::function::set_function_attribute(
+                    func.cu_function(),
+                    sys::CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
+                    geometry.smem_bytes as i32,
+                )
+            }
+            .map_err(|e| driver_err(&format!("raising the shared memory limit of {entry}"), e))?;
+        }
+        Ok((func, geometry))
     }
 
     /// Bytes a problem allocates on the device (Q, K, V, O in 16 bits; the L2 flush buffer
@@ -155,6 +199,12 @@ impl Backend for CudaBackend {
         info["l2_flush"] = serde_json::json!(self.opts.l2_flush);
         info["telemetry_start"] = self.telemetry_start.clone();
         info["telemetry_now"] = device::telemetry(&self.dev.pci_bus_id);
+        if let Some(lib) = libs::cublas_loaded() {
+            info["cublas_library"] =
+                serde_json::json!(lib.path.map_or("system library path".to_string(), |p| p
+                    .display()
+                    .to_string()));
+        }
         info
     }
 
@@ -173,12 +223,6 @@ impl Backend for CudaBackend {
     }
 
     fn check(&self, p: &Problem) -> Result<()> {
-        if p.scope != Scope::Kernel {
-            return Err(Error::BackendUnavailable(format!(
-                "the cuda backend does not implement scope '{}' yet",
-                p.scope.name()
-            )));
-        }
         let fam = self.opts.kernel.resolve(p.dtype, p.shape.d_head)?;
         let g = (fam.geometry)(p.shape.d_head);
         if g.smem_bytes > self.dev.max_smem_optin {
@@ -189,6 +233,9 @@ impl Backend for CudaBackend {
         }
         launch::grid(&p.shape, &g)?;
         Args::for_shape(&p.shape)?;
+        if p.scope != Scope::Kernel {
+            return scope::check(self, p);
+        }
         let (free, _) = self.dev.mem_info()?;
         fits_memory(self.device_bytes(p), free, || {
             format!(
@@ -200,26 +247,12 @@ impl Backend for CudaBackend {
 
     fn prepare<'a>(&'a self, p: &Problem, inputs: &Inputs) -> Result<Box<dyn Prepared + 'a>> {
         self.check(p)?;
+        if p.scope != Scope::Kernel {
+            return Ok(Box::new(scope::ScopePrepared::new(self, p, inputs.seed)?));
+        }
         let s = &p.shape;
         let fam = self.opts.kernel.resolve(p.dtype, s.d_head)?;
-        let geometry = (fam.geometry)(s.d_head);
-        let entry = kernels::entry_name(fam.name, p.dtype, s.d_head);
-        let func = self
-            .module(fam)?
-            .load_function(&entry)
-            .map_err(|e| driver_err(&format!("kernel {entry} in {}", fam.file), e))?;
-        if geometry.smem_bytes > 48 * 1024 {
-            // SAFETY: `func` is a live function of a loaded module; the value was checked
-            // against the device's opt-in limit in `check`.
-            unsafe {
-                cudarc::driver::result::function::set_function_attribute(
-                    func.cu_function(),
-                    sys::CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
-                    geometry.smem_bytes as i32,
-                )
-            }
-            .map_err(|e| driver_err(&format!("raising the shared memory limit of {entry}"), e))?;
-        }
+        let (func, geometry) = self.attention_function(fam, p.dtype, s.d_head)?;
         let flush = self.flush_buffer()?;
         let (free_before, _) = self.dev.mem_info()?;
         let what = |t: &str| format!("{t} of {} at N = {}", p.variant, s.seq_len);
