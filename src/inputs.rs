@@ -42,6 +42,24 @@ impl Inputs {
     }
 }
 
+impl Inputs {
+    /// The inputs of `p` for a run seeded with `run_seed`: random Q, K, V at kernel scope;
+    /// at layer and model scope only the seed, from which the backend draws its weights
+    /// and layer input or token ids (`model::weights::StepData`).
+    pub fn for_problem(p: &crate::problem::Problem, run_seed: u64) -> Self {
+        let seed = problem_seed(run_seed, &p.shape);
+        match p.scope {
+            crate::problem::Scope::Kernel => Inputs::random(&p.shape, p.dtype, seed),
+            _ => Inputs {
+                q: Vec::new(),
+                k: Vec::new(),
+                v: Vec::new(),
+                seed,
+            },
+        }
+    }
+}
+
 /// A per-problem seed: the run's seed mixed with the problem's shape, so every problem
 /// gets fresh inputs and a rerun with the same seed gets the same ones.
 pub fn problem_seed(run_seed: u64, shape: &AttnShape) -> u64 {

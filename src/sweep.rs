@@ -6,7 +6,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::backend::Backend;
 use crate::error::{Error, Result};
-use crate::inputs::{problem_seed, Inputs};
+use crate::inputs::Inputs;
 use crate::measure::{measure, MeasureConfig};
 use crate::model::cost::problem_cost;
 use crate::problem::{Problem, Scope};
@@ -67,7 +67,7 @@ pub fn measure_problem(
     row: &mut Row,
 ) -> Result<()> {
     backend.check(p)?;
-    let inputs = Inputs::random(&p.shape, p.dtype, problem_seed(seed, &p.shape));
+    let inputs = Inputs::for_problem(p, seed);
     let mut prepared = backend.prepare(p, &inputs)?;
     let stats = measure(cfg, || prepared.run())?;
     row.iters = stats.iters;

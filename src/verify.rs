@@ -9,7 +9,7 @@ use rand::{Rng, SeedableRng};
 
 use crate::backend::Backend;
 use crate::error::Result;
-use crate::inputs::{problem_seed, Inputs};
+use crate::inputs::Inputs;
 use crate::problem::{AttnShape, Dtype, Pattern, Problem};
 use crate::reference;
 
@@ -150,11 +150,7 @@ pub fn check_rows(
 /// the inputs with the output.
 fn run_once(backend: &dyn Backend, problem: &Problem, seed: u64) -> Result<(Inputs, Vec<f32>)> {
     backend.check(problem)?;
-    let inputs = Inputs::random(
-        &problem.shape,
-        problem.dtype,
-        problem_seed(seed, &problem.shape),
-    );
+    let inputs = Inputs::for_problem(problem, seed);
     let mut prepared = backend.prepare(problem, &inputs)?;
     prepared.run()?;
     let out = prepared.output()?;
