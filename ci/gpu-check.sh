@@ -13,6 +13,7 @@
 # any failed.
 #
 # Environment: SQA_BENCH (the binary, default target/release/sqa-bench);
+# SQA_GPU_CHECK_STAGES (comma-separated subset of verify,sweep,scopes,headdim,peers,plot);
 # SQA_GPU_CHECK_QUICK=1 (a ~5-minute version for a short device lease: fewer verify
 # shapes, the sweep at the published lengths 1k/4k/32k/131k only, shorter peers);
 # SQA_BENCH_CUDA_LIB_DIR (folder with libnvrtc.so.13 or .12, and for the layer and model
@@ -48,6 +49,9 @@ fi
 export SQA_BENCH_CACHE_DIR=${SQA_BENCH_CACHE_DIR:-$OUT/kernel-cache}
 
 QUICK=${SQA_GPU_CHECK_QUICK:-0}
+# Stages to run (comma-separated), all by default: verify, sweep, scopes, headdim, peers, plot.
+STAGES=${SQA_GPU_CHECK_STAGES:-all}
+want() { [[ $STAGES == all || ",$STAGES," == *",$1,"* ]]; }
 FAILED=()
 START=$SECONDS
 # step NAME SECONDS COMMAND...: runs COMMAND with a time limit, output to OUTDIR/NAME.log.
@@ -76,7 +80,9 @@ step doctor 30 "$BIN" doctor
 #    lengths and sampled rows (edges, window edges, random) at 16k; the sweep's kernel
 #    (auto) on sampled rows at 131k. Bounded to head structures that differ (MHA, GQA/SQA
 #    grouping, rSQA's tiled queries, a single KV head, windows).
-if [[ $QUICK == 1 ]]; then
+if ! want verify; then
+    :
+elif [[ $QUICK == 1 ]]; then
     step verify 50 "$BIN" verify --backend cuda --variants mha,sqa,rsqa,swa \
         --d-head 16,64,128 --small-seqlen 7,129 --seqlen 4k
     step verify-131k 25 "$BIN" verify --backend cuda --kernel auto --variants gqa,sw-sqa \
@@ -90,7 +96,9 @@ fi
 
 # 4. The sweep: all variants, 1k…131k, 131,072 tokens per step, best kernel (mma where
 #    it exists); every row is also checked on sampled rows (`verified` column).
-if [[ $QUICK == 1 ]]; then
+if ! want sweep; then
+    :
+elif [[ $QUICK == 1 ]]; then
     step sweep 120 "$BIN" run --backend cuda --variants all --tokens-per-step 131072 \
         --seqlen 1k,4k,32k,131k --out "$OUT/runs" --quiet
 else
@@ -100,35 +108,16 @@ fi
 
 # 5. The readable baseline kernel at two lengths, for the kernel comparison (it has no
 #    tensor cores: at 131k one causal pass takes about a second, too long for this check).
-[[ $QUICK == 1 ]] || step sweep-simple 30 "$BIN" run --backend cuda --kernel simple --variants all \
+[[ $QUICK == 1 ]] || ! want sweep || step sweep-simple 30 "$BIN" run --backend cuda --kernel simple --variants all \
     --seqlen 4k,32k --tokens-per-step 131072 --out "$OUT/runs" --quiet
 
-# 6. Peers on the same GPU, same shapes: PyTorch SDPA (flash, cuDNN, efficient) and
-#    FlexAttention with a block mask for the window variants, timed like sqa-bench (CUDA
-#    events, L2 flush, warm-up, median), as one more run folder. Rows are written one by
-#    one, so a time-out keeps every row already measured. Then one CSV with every row.
-if command -v python3 >/dev/null 2>&1 && compgen -G "$OUT/runs/*/timings.csv" >/dev/null; then
-    SWEEPS=("$OUT"/runs/*/)
-    step peers $([[ $QUICK == 1 ]] && echo 60 || echo 150) python3 ci/peers.py --sqa-bench "$BIN" --like "${SWEEPS[@]}" \
-        --run-dir "$OUT/runs/peers-torch-$(date -u +%Y%m%d-%H%M%S)"
-fi
-if compgen -G "$OUT/runs/*/timings.csv" >/dev/null; then
-    awk 'FNR == 1 && NR != 1 { next } { print }' "$OUT"/runs/*/timings.csv >"$OUT/combined.csv" &&
-        echo "== combined: $(($(wc -l <"$OUT/combined.csv") - 1)) rows in $OUT/combined.csv"
-fi
-
-# 7. Charts of every run together (each run folder also has its own after `run`).
-if "$BIN" plot --help >/dev/null 2>&1 && compgen -G "$OUT/runs/*/timings.csv" >/dev/null; then
-    step plot 20 "$BIN" plot "$OUT"/runs/*/ --out "$OUT/combined"
-fi
-
-# 8. Layer and model scopes (cuBLAS GEMMs + cuda/model.cu + the attention kernel): whole
+# 5b. Layer and model scopes (cuBLAS GEMMs + cuda/model.cu + the attention kernel): whole
 #    outputs of small shapes (N = 45 and 300, batch 2, 2 layers, d_ff 64, vocabulary 97,
 #    every variant, causal and window) against the f32 forward with fp64 attention, then
 #    the paper preset (model scope: d_model 256, 16 heads, 8 layers, d_ff 768, vocabulary
 #    10k; the published variants at 131,072 tokens per step) with `attn_time_share` and
 #    measured `peak_mem_bytes` per row, then `compare` against the published timings.
-if [[ ${SQA_GPU_CHECK_SCOPES:-1} == 1 ]]; then
+if want scopes && [[ ${SQA_GPU_CHECK_SCOPES:-1} == 1 ]]; then
     # cuBLAS: the binary searches the same folders as for NVRTC; where a toolkit supplied
     # NVRTC but has no cuBLAS, these steps also look in the Python wheels (PyTorch's).
     WITH_CUBLAS=(env)
@@ -160,6 +149,36 @@ print(":".join(d for d in dirs if os.path.isdir(d)))' 2>/dev/null)
         step compare 20 "$BIN" compare "$PAPER_RUN"
     fi
     # ---------------------------------------------------------------------------------------
+fi
+
+# 5c. Head dimensions 64 and 128 (d_model 1024 and 2048, 16 heads) and a 1024-token window,
+#     for the comparison with SDPA flash and FlexAttention (the peers below take these shapes).
+if want headdim; then
+    for DM in 1024 2048; do
+        step headdim-$((DM / 16)) 60 "$BIN" run --backend cuda --variants mha,gqa,sqa,xsqa --d-model $DM \
+            --seqlen 8k,32k,131k --tokens-per-step 131072 --out "$OUT/runs" --quiet --no-plot
+    done
+    step window-1024 30 "$BIN" run --backend cuda --variants swa,sw-xsqa --window 1024 \
+        --seqlen 8k,32k,131k --tokens-per-step 131072 --out "$OUT/runs" --quiet --no-plot
+fi
+
+# 6. Peers on the same GPU, same shapes: PyTorch SDPA (flash, cuDNN, efficient) and
+#    FlexAttention with a block mask for the window variants, timed like sqa-bench (CUDA
+#    events, L2 flush, warm-up, median), as one more run folder. Rows are written one by
+#    one, so a time-out keeps every row already measured. Then one CSV with every row.
+if want peers && command -v python3 >/dev/null 2>&1 && compgen -G "$OUT/runs/*/timings.csv" >/dev/null; then
+    SWEEPS=("$OUT"/runs/*/)
+    step peers $([[ $QUICK == 1 ]] && echo 60 || echo 150) python3 ci/peers.py --sqa-bench "$BIN" --like "${SWEEPS[@]}" \
+        --run-dir "$OUT/runs/peers-torch-$(date -u +%Y%m%d-%H%M%S)"
+fi
+if compgen -G "$OUT/runs/*/timings.csv" >/dev/null; then
+    awk 'FNR == 1 && NR != 1 { next } { print }' "$OUT"/runs/*/timings.csv >"$OUT/combined.csv" &&
+        echo "== combined: $(($(wc -l <"$OUT/combined.csv") - 1)) rows in $OUT/combined.csv"
+fi
+
+# 7. Charts of every run together (each run folder also has its own after `run`).
+if want plot && "$BIN" plot --help >/dev/null 2>&1 && compgen -G "$OUT/runs/*/timings.csv" >/dev/null; then
+    step plot 20 "$BIN" plot "$OUT"/runs/*/ --out "$OUT/combined"
 fi
 
 echo "== gpu-check finished in $((SECONDS - START))s; results in $OUT"
