@@ -149,6 +149,38 @@ impl Dtype {
         }
     }
 
+    /// f32 values as the 16-bit words of this storage type (round to nearest even), the
+    /// form kernels read; `None` for f32, which has no 16-bit form.
+    pub fn to_bits16(self, x: &[f32]) -> Option<Vec<u16>> {
+        match self {
+            Dtype::Bf16 => Some(
+                x.iter()
+                    .map(|&v| half::bf16::from_f32(v).to_bits())
+                    .collect(),
+            ),
+            Dtype::F16 => Some(
+                x.iter()
+                    .map(|&v| half::f16::from_f32(v).to_bits())
+                    .collect(),
+            ),
+            Dtype::F32 => None,
+        }
+    }
+
+    /// 16-bit words of this storage type back to f32 (exact; f32 reads them as bf16).
+    pub fn from_bits16(self, x: &[u16]) -> Vec<f32> {
+        match self {
+            Dtype::F16 => x
+                .iter()
+                .map(|&b| half::f16::from_bits(b).to_f32())
+                .collect(),
+            _ => x
+                .iter()
+                .map(|&b| half::bf16::from_bits(b).to_f32())
+                .collect(),
+        }
+    }
+
     /// Unit roundoff of the storage type (half an ulp at 1.0).
     pub fn epsilon(self) -> f64 {
         match self {

@@ -143,32 +143,17 @@ fn dtype_code(dtype: Dtype) -> Result<c_int> {
     }
 }
 
-/// f32 values to the raw bits of `dtype` (round to nearest even).
+/// f32 values to the raw bits of `dtype` (round to nearest even; f32 is rounded as f16,
+/// callers check the dtype first with `dtype_code`).
 pub fn to_bits(dtype: Dtype, x: &[f32]) -> Vec<u16> {
-    match dtype {
-        Dtype::Bf16 => x
-            .iter()
-            .map(|&v| half::bf16::from_f32(v).to_bits())
-            .collect(),
-        _ => x
-            .iter()
-            .map(|&v| half::f16::from_f32(v).to_bits())
-            .collect(),
-    }
+    dtype
+        .to_bits16(x)
+        .unwrap_or_else(|| Dtype::F16.to_bits16(x).expect("f16 has 16-bit words"))
 }
 
 /// Raw bits of `dtype` to f32 values (exact).
 pub fn from_bits(dtype: Dtype, x: &[u16]) -> Vec<f32> {
-    match dtype {
-        Dtype::Bf16 => x
-            .iter()
-            .map(|&b| half::bf16::from_bits(b).to_f32())
-            .collect(),
-        _ => x
-            .iter()
-            .map(|&b| half::f16::from_bits(b).to_f32())
-            .collect(),
-    }
+    dtype.from_bits16(x)
 }
 
 /// Turns a C ABI return code and its message buffer into a `Result`.

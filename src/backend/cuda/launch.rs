@@ -66,33 +66,14 @@ impl Drop for DeviceBuffer {
 
 /// f32 values (already rounded to `dtype`) as the 16-bit words the kernels read.
 pub fn to_bits(x: &[f32], dtype: Dtype) -> Result<Vec<u16>> {
-    match dtype {
-        Dtype::Bf16 => Ok(x
-            .iter()
-            .map(|&v| half::bf16::from_f32(v).to_bits())
-            .collect()),
-        Dtype::F16 => Ok(x
-            .iter()
-            .map(|&v| half::f16::from_f32(v).to_bits())
-            .collect()),
-        Dtype::F32 => Err(Error::BackendUnavailable(
-            "the CUDA kernels store bf16 or f16, not f32".into(),
-        )),
-    }
+    dtype.to_bits16(x).ok_or_else(|| {
+        Error::BackendUnavailable("the CUDA kernels store bf16 or f16, not f32".into())
+    })
 }
 
 /// 16-bit words back to f32.
 pub fn from_bits(x: &[u16], dtype: Dtype) -> Vec<f32> {
-    match dtype {
-        Dtype::F16 => x
-            .iter()
-            .map(|&b| half::f16::from_bits(b).to_f32())
-            .collect(),
-        _ => x
-            .iter()
-            .map(|&b| half::bf16::from_bits(b).to_f32())
-            .collect(),
-    }
+    dtype.from_bits16(x)
 }
 
 /// Index and count of NaN elements (unwritten or poisoned outputs).
