@@ -145,13 +145,12 @@ pub(super) fn legend<DB: DrawingBackend>(
                 if *m {
                     marker(area, (x0 + sample / 2, mid), *color, *style, scale)?;
                 }
-                for (i, l) in wrap(label, 30).iter().enumerate() {
+                let lines = wrap(label, 30);
+                for (i, l) in lines.iter().enumerate() {
                     area.draw_text(l, &text, (x0 + sample + s(8.0), y + i as i32 * s(18.0)))
                         .map_err(e)?;
-                    if i > 0 {
-                        y += s(18.0);
-                    }
                 }
+                y += s(18.0) * (lines.len() as i32 - 1).max(0);
                 y += s(24.0);
             }
             LegendEntry::Bar {
@@ -167,13 +166,12 @@ pub(super) fn legend<DB: DrawingBackend>(
                     *style,
                     scale,
                 )?;
-                for (i, l) in wrap(label, 32).iter().enumerate() {
+                let lines = wrap(label, 32);
+                for (i, l) in lines.iter().enumerate() {
                     area.draw_text(l, &text, (x0 + s(34.0), y + i as i32 * s(18.0)))
                         .map_err(e)?;
-                    if i > 0 {
-                        y += s(18.0);
-                    }
                 }
+                y += s(18.0) * (lines.len() as i32 - 1).max(0);
                 y += s(24.0);
             }
         }
