@@ -25,8 +25,9 @@ pub enum Basis {
     Exact,
     /// Same scope, another batch: measured time scaled per token to the published batch.
     ScaledBatch,
-    /// Another scope (kernel or layer vs whole model), scaled per token to the published batch.
-    ScopeDiffers,
+    /// Another scope (kernel or layer vs whole model); `true` when the measured time was
+    /// also scaled per token to the published batch.
+    ScopeDiffers(bool),
 }
 
 impl Basis {
@@ -34,7 +35,8 @@ impl Basis {
         match self {
             Basis::Exact => "same batch",
             Basis::ScaledBatch => "scaled per token",
-            Basis::ScopeDiffers => "other scope, scaled per token",
+            Basis::ScopeDiffers(false) => "other scope, same batch",
+            Basis::ScopeDiffers(true) => "other scope, scaled per token",
         }
     }
 }
@@ -96,7 +98,7 @@ pub fn compare(rows: &[Row], meta: Option<&Meta>, set: &PublishedSet) -> Result<
         let measured_s = r.median_s().unwrap_or(f64::NAN);
         let per_step = measured_s * p.batch as f64 / r.batch as f64;
         let basis = if *scope != set.scope {
-            Basis::ScopeDiffers
+            Basis::ScopeDiffers(r.batch != p.batch)
         } else if r.batch != p.batch {
             Basis::ScaledBatch
         } else {

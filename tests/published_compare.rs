@@ -170,7 +170,19 @@ fn compare_computes_ratios_and_speedups() {
         })
         .collect();
     let c = compare(&kernel, None, &set).unwrap();
-    assert!(c.rows.iter().all(|r| r.basis == Basis::ScopeDiffers));
+    // The synthetic run has the published batch except at 131k (batch 2 vs 1).
+    for r in &c.rows {
+        let scaled = r.measured_batch != r.published_batch;
+        assert_eq!(
+            r.basis,
+            Basis::ScopeDiffers(scaled),
+            "{} {}",
+            r.variant,
+            r.seq_len
+        );
+    }
+    assert!(c.rows.iter().any(|r| r.basis == Basis::ScopeDiffers(true)));
+    assert!(c.rows.iter().any(|r| r.basis == Basis::ScopeDiffers(false)));
     assert!(c
         .differences
         .iter()
