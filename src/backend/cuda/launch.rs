@@ -76,6 +76,41 @@ pub fn from_bits(x: &[u16], dtype: Dtype) -> Vec<f32> {
     dtype.from_bits16(x)
 }
 
+/// Overwrites the L2 flush buffer on `dev`'s stream before a timed repetition, with a different
+/// byte each time (`fills` counts them) so that nothing can elide the write; no-op without one.
+pub fn flush_l2(flush: Option<&DeviceBuffer>, fills: &mut u8, dev: &Device) -> Result<()> {
+    let Some(f) = flush else { return Ok(()) };
+    *fills = fills.wrapping_add(1);
+    // SAFETY: `f` is a live allocation of `f.bytes` bytes in the context of `dev`'s stream.
+    unsafe { drv::memset_d8_async(f.ptr, *fills, f.bytes, dev.stream.cu_stream()) }
+        .map_err(|e| driver_err("flushing L2", e))
+}
+
+/// Waits for the device's stream, copies a 16-bit buffer back as f32 and fails when any
+/// element is NaN (poisoned and never written by `what`).
+pub fn download_checked(
+    dev: &Device,
+    buf: &DeviceBuffer,
+    dtype: Dtype,
+    what: &str,
+) -> Result<Vec<f32>> {
+    dev.stream
+        .synchronize()
+        .map_err(|e| driver_err(&format!("waiting for {what}"), e))?;
+    let mut bits = vec![0u16; buf.bytes / 2];
+    // SAFETY: `bits` has room for every u16 of `buf`; the stream is idle.
+    unsafe { drv::memcpy_dtoh_sync(&mut bits, buf.ptr) }
+        .map_err(|e| driver_err("downloading the output", e))?;
+    let out = from_bits(&bits, dtype);
+    if let Some((first, count)) = find_nan(&out) {
+        return Err(Error::Backend {
+            backend: "cuda",
+            msg: format!("{count} output elements of {what} are NaN or were never written (first at flat index {first})"),
+        });
+    }
+    Ok(out)
+}
+
 /// Index and count of NaN elements (unwritten or poisoned outputs).
 pub fn find_nan(x: &[f32]) -> Option<(usize, usize)> {
     let first = x.iter().position(|v| v.is_nan())?;
@@ -221,13 +256,7 @@ pub unsafe fn launch_attention(
 
 impl Prepared for CudaPrepared<'_> {
     fn run(&mut self) -> Result<f64> {
-        if let Some(f) = self.flush {
-            // A different byte each time, so the memset cannot be elided by anything.
-            self.flushes = self.flushes.wrapping_add(1);
-            // SAFETY: `f` is a live allocation of `f.bytes` bytes in this context.
-            unsafe { drv::memset_d8_async(f.ptr, self.flushes, f.bytes, self.stream()) }
-                .map_err(|e| driver_err("flushing L2", e))?;
-        }
+        flush_l2(self.flush, &mut self.flushes, self.dev)?;
         let stream = &self.dev.stream;
         self.start
             .record(stream)
@@ -247,24 +276,7 @@ impl Prepared for CudaPrepared<'_> {
     }
 
     fn output(&mut self) -> Result<Vec<f32>> {
-        let mut bits = vec![0u16; self.o.bytes / 2];
-        self.dev
-            .stream
-            .synchronize()
-            .map_err(|e| driver_err("waiting for the kernel", e))?;
-        // SAFETY: `bits` has room for every u16 of `o`; the stream is idle.
-        unsafe { drv::memcpy_dtoh_sync(&mut bits, self.o.ptr) }
-            .map_err(|e| driver_err("downloading the output", e))?;
-        let out = from_bits(&bits, self.dtype);
-        if let Some((first, count)) = find_nan(&out) {
-            return Err(Error::Backend {
-                backend: "cuda",
-                msg: format!(
-                    "{count} output elements are NaN or were never written (first at flat index {first})"
-                ),
-            });
-        }
-        Ok(out)
+        download_checked(self.dev, &self.o, self.dtype, "the kernel")
     }
 
     fn peak_mem_bytes(&self) -> Option<u64> {

@@ -22,7 +22,7 @@ use crate::problem::{AttnShape, Dtype, Problem, Scope};
 use super::device::{cuda_major, driver_err, Device};
 use super::gemm::{self, Cublas};
 use super::kernels::Geometry;
-use super::launch::{self, find_nan, from_bits, Args, DeviceBuffer, POISON_U16};
+use super::launch::{self, Args, DeviceBuffer, POISON_U16};
 use super::model_kernels::{
     kernel_call, model_program, Arg, KernelCall, MODEL_KERNELS, MODEL_THREADS,
 };
@@ -419,12 +419,7 @@ impl<'a> ScopePrepared<'a> {
 
 impl Prepared for ScopePrepared<'_> {
     fn run(&mut self) -> Result<f64> {
-        if let Some(f) = self.flush {
-            self.flushes = self.flushes.wrapping_add(1);
-            // SAFETY: `f` is a live allocation of `f.bytes` bytes in this context.
-            unsafe { drv::memset_d8_async(f.ptr, self.flushes, f.bytes, self.stream()) }
-                .map_err(|e| driver_err("flushing L2", e))?;
-        }
+        launch::flush_l2(self.flush, &mut self.flushes, self.dev)?;
         let stream = &self.dev.stream;
         self.start
             .record(stream)
@@ -458,26 +453,12 @@ impl Prepared for ScopePrepared<'_> {
     }
 
     fn output(&mut self) -> Result<Vec<f32>> {
-        self.dev
-            .stream
-            .synchronize()
-            .map_err(|e| driver_err("waiting for the step", e))?;
-        let out = &self.bufs[&self.program.output];
-        let mut bits = vec![0u16; out.bytes / 2];
-        // SAFETY: `bits` has room for every u16 of the output buffer; the stream is idle.
-        unsafe { drv::memcpy_dtoh_sync(&mut bits, out.ptr) }
-            .map_err(|e| driver_err("downloading the output", e))?;
-        let values = from_bits(&bits, self.dtype);
-        if let Some((first, count)) = find_nan(&values) {
-            return Err(Error::Backend {
-                backend: "cuda",
-                msg: format!(
-                    "{count} output elements of the {} step are NaN or were never written (first at flat index {first})",
-                    if self.program.output == Buf::Logits { "model" } else { "layer" }
-                ),
-            });
-        }
-        Ok(values)
+        let what = if self.program.output == Buf::Logits {
+            "the model step"
+        } else {
+            "the layer step"
+        };
+        launch::download_checked(self.dev, &self.bufs[&self.program.output], self.dtype, what)
     }
 
     fn attention_seconds(&self) -> Option<f64> {
