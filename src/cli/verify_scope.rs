@@ -8,7 +8,6 @@ use std::process::ExitCode;
 use sqa_bench::backend::Backend;
 use sqa_bench::plan::{length_label, BatchRule, PlanSpec};
 use sqa_bench::problem::{ModelDims, Pattern, Scope};
-use sqa_bench::report::align;
 use sqa_bench::variant::{self, VariantSpec};
 use sqa_bench::verify::run_scope_check;
 
@@ -117,22 +116,9 @@ pub fn run(
             ]);
         }
     }
-    print!("{}", align(&lines));
-    let total = lines.len() - 1 - skipped;
-    if skipped > 0 {
-        println!("{skipped} checks skipped (backend, kernel or shape unsupported)");
-    }
-    if failures > 0 {
-        println!("{failures} of {total} checks failed");
-        return Ok(ExitCode::from(1));
-    }
-    if total == 0 {
-        println!("no check ran");
-        return Ok(ExitCode::from(1));
-    }
-    println!(
-        "all {total} {} checks passed against the f32 forward with fp64 attention",
+    let passed = format!(
+        "{} checks passed against the f32 forward with fp64 attention",
         scope.name()
     );
-    Ok(ExitCode::SUCCESS)
+    Ok(super::verify::summarise(&lines, failures, skipped, &passed))
 }
