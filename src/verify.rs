@@ -62,6 +62,18 @@ impl Check {
     pub fn passed(&self) -> bool {
         self.failures == 0 && self.count > 0
     }
+
+    /// `pass`, or `FAIL failures/count (first at i: got vs want)` for a report table.
+    pub fn verdict(&self) -> String {
+        if self.passed() {
+            return "pass".to_string();
+        }
+        let first = self
+            .first_failure
+            .map(|(i, g, w)| format!(" (first at {i}: {g} vs {w})"))
+            .unwrap_or_default();
+        format!("FAIL {}/{}{first}", self.failures, self.count)
+    }
 }
 
 /// Compares `got` with `want` element by element.

@@ -152,21 +152,12 @@ pub fn run(a: VerifyArgs) -> anyhow::Result<ExitCode> {
                 let rows =
                     (!full).then(|| sample_rows(p.shape.seq_len, p.shape.pattern, 8, a.seed));
                 let (abs, rel, result) = match run_check(backend, p, a.seed, rows.as_deref()) {
-                    Ok(c) if c.passed() => (
-                        format!("{:.2e}", c.max_abs),
-                        format!("{:.2e}", c.max_rel),
-                        "pass".to_string(),
-                    ),
                     Ok(c) => {
-                        failures += 1;
-                        let first = c
-                            .first_failure
-                            .map(|(i, g, w)| format!(" (first at {i}: {g} vs {w})"))
-                            .unwrap_or_default();
+                        failures += usize::from(!c.passed());
                         (
                             format!("{:.2e}", c.max_abs),
                             format!("{:.2e}", c.max_rel),
-                            format!("FAIL {}/{}{first}", c.failures, c.count),
+                            c.verdict(),
                         )
                     }
                     Err(e @ sqa_bench::Error::BackendUnavailable(_)) => {

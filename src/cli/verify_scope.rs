@@ -82,17 +82,9 @@ pub fn run(
     for backend in backends {
         for p in &problems {
             let (abs, result) = match run_scope_check(backend.as_ref(), p, a.seed) {
-                Ok(c) if c.passed() => (format!("{:.2e}", c.max_abs), "pass".to_string()),
                 Ok(c) => {
-                    failures += 1;
-                    let first = c
-                        .first_failure
-                        .map(|(i, g, w)| format!(" (first at {i}: {g} vs {w})"))
-                        .unwrap_or_default();
-                    (
-                        format!("{:.2e}", c.max_abs),
-                        format!("FAIL {}/{}{first}", c.failures, c.count),
-                    )
+                    failures += usize::from(!c.passed());
+                    (format!("{:.2e}", c.max_abs), c.verdict())
                 }
                 Err(e @ sqa_bench::Error::BackendUnavailable(_)) => {
                     skipped += 1;
